@@ -1,0 +1,184 @@
+"""The append-only case event log, the audit log and idempotency records.
+
+Every change appends its case events in the same transaction as the change. Services queue them on
+the session (:func:`append_event`); the owner of the transaction writes them last, just before it
+commits (:func:`write_events`), under a transaction-level advisory lock. So event ids are handed out
+in commit order: a transaction can only take ids after the previous holder of the lock has committed
+and become visible (PostgreSQL releases locks after it marks the transaction committed). A reader
+that has seen event N has therefore seen every event below N that will ever exist, and "resume after
+cursor N" can never miss an event that committed late. The lock is held only for one INSERT and the
+COMMIT. The boundary publishes the written ids once the transaction has committed, never before.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from domain.actor import Actor, Op
+from domain.base import Base
+from domain.enums import check_constraint
+from domain.errors import DomainError, ValidationFailed
+
+PENDING_EVENTS = "rujuk.pending_events"
+
+
+class EventKind(StrEnum):
+    HOUSEHOLD_REGISTERED = "HOUSEHOLD_REGISTERED"
+    HOUSEHOLD_UPDATED = "HOUSEHOLD_UPDATED"
+    MEMBER_ADDED = "MEMBER_ADDED"
+    COMPLAINT_FILED = "COMPLAINT_FILED"
+    COMPLAINT_VERIFIED = "COMPLAINT_VERIFIED"
+    COMPLAINT_RETURNED = "COMPLAINT_RETURNED"
+    COMPLAINT_RESUBMITTED = "COMPLAINT_RESUBMITTED"
+    COMPLAINT_REJECTED = "COMPLAINT_REJECTED"
+    COMPLAINT_STARTED = "COMPLAINT_STARTED"
+    COMPLAINT_REFERRED = "COMPLAINT_REFERRED"
+    COMPLAINT_RESOLVED = "COMPLAINT_RESOLVED"
+    COMPLAINT_REOPENED = "COMPLAINT_REOPENED"
+    COMPLAINT_REASSIGNED = "COMPLAINT_REASSIGNED"
+    REFERRAL_CREATED = "REFERRAL_CREATED"
+    REFERRAL_SENT = "REFERRAL_SENT"
+    REFERRAL_ACCEPTED = "REFERRAL_ACCEPTED"
+    REFERRAL_REJECTED = "REFERRAL_REJECTED"
+    REFERRAL_REVOKED = "REFERRAL_REVOKED"
+    REFERRAL_COMPLETED = "REFERRAL_COMPLETED"
+
+
+class CaseEvent(Base):
+    __tablename__ = "case_events"
+    __table_args__ = (
+        CheckConstraint(check_constraint("kind", EventKind), name="kind"),
+        Index("ix_case_events_region_code_pattern", "region_code", "id",
+              postgresql_ops={"region_code": "text_pattern_ops"}),
+        Index("ix_case_events_complaint", "complaint_id", "id"),
+        Index("ix_case_events_household", "household_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Identity(), primary_key=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    kind: Mapped[str] = mapped_column(String(40))
+    region_code: Mapped[str] = mapped_column(String(13))
+    household_id: Mapped[int | None] = mapped_column()
+    complaint_id: Mapped[int | None] = mapped_column()
+    referral_id: Mapped[int | None] = mapped_column()
+    actor_id: Mapped[int | None] = mapped_column()
+    #: small, personal-data-free facts: statuses, assignee ids, versions, reasons' presence
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Identity(), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(server_default=func.now(), index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    action: Mapped[str] = mapped_column(String(60))
+    entity_type: Mapped[str] = mapped_column(String(30))
+    entity_id: Mapped[int | None] = mapped_column()
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    origin: Mapped[str | None] = mapped_column(String(64))
+
+
+class IdempotencyKey(Base):
+    """The first result of an intake mutation sent with a client-generated key."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (PrimaryKeyConstraint("actor_id", "key"),)
+
+    actor_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    key: Mapped[str] = mapped_column(String(100))
+    operation: Mapped[str] = mapped_column(String(40))
+    result_id: Mapped[int | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+
+
+async def append_event(
+    session: AsyncSession,
+    *,
+    kind: EventKind,
+    actor: Actor | None,
+    region_code: str,
+    household_id: int | None = None,
+    complaint_id: int | None = None,
+    referral_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> CaseEvent:
+    event = CaseEvent(
+        kind=kind.value,
+        region_code=region_code,
+        household_id=household_id,
+        complaint_id=complaint_id,
+        referral_id=referral_id,
+        actor_id=actor.id if actor else None,
+        data=data or {},
+    )
+    session.info.setdefault(PENDING_EVENTS, []).append(event)
+    return event
+
+
+async def audit(
+    session: AsyncSession,
+    *,
+    actor: Actor | None,
+    action: str,
+    entity_type: str,
+    entity_id: int | None,
+    detail: dict[str, Any] | None = None,
+    origin: str | None = None,
+) -> None:
+    session.add(AuditEntry(actor_id=actor.id if actor else None, action=action, entity_type=entity_type,
+                           entity_id=entity_id, detail=detail or {}, origin=origin))
+
+
+EVENT_ORDER_LOCK = 7215372916
+
+
+async def write_events(session: AsyncSession) -> list[tuple[int, str]]:
+    """Write the queued events under the event-order lock; call last, right before COMMIT. Returns the
+    (event id, region code) pairs to publish after the commit."""
+    events: list[CaseEvent] = session.info.pop(PENDING_EVENTS, [])
+    if not events:
+        return []
+    await session.execute(select(func.pg_advisory_xact_lock(EVENT_ORDER_LOCK)))
+    session.add_all(events)
+    await session.flush()
+    return [(e.id, e.region_code) for e in events]
+
+
+async def read_changes(session: AsyncSession, *, actor: Actor, after: str | None,
+                       first: int) -> tuple[list[CaseEvent], bool, str]:
+    """Events in the actor's scope after cursor ``after`` in cursor order; ids are handed out in commit
+    order (see the module docstring), so resuming after the returned cursor never skips an event."""
+
+    actor.require(Op.READ)
+    start = 0
+    if after is not None:
+        if not after.isdigit() or len(after) > 19:
+            raise ValidationFailed([DomainError("not a cursor of the event log", field="after",
+                                                code="INVALID_CURSOR")])
+        start = int(after)
+    stmt = select(CaseEvent).where(CaseEvent.id > start).order_by(CaseEvent.id).limit(first + 1)
+    stmt = actor.restrict(stmt, CaseEvent.region_code)
+    rows = list(await session.scalars(stmt))
+    has_more = len(rows) > first
+    rows = rows[:first]
+    return rows, has_more, str(rows[-1].id if rows else start)

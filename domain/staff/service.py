@@ -1,0 +1,90 @@
+"""Staff accounts: creation, password checks (argon2) and lookups."""
+
+from __future__ import annotations
+
+import re
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.actor import Actor
+from domain.enums import Role
+from domain.errors import DomainError, Unauthenticated, ValidationFailed
+from domain.regions import Region
+from domain.staff.models import Staff
+
+_hasher = PasswordHasher()
+# a real hash to verify against when the user does not exist, so both paths take the same time
+_DUMMY_HASH = _hasher.hash("rujuk-timing-equaliser")
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,79}$")
+MIN_PASSWORD = 8
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def actor_of(staff: Staff) -> Actor:
+    regions = None if staff.region_code is None else (staff.region_code, *staff.extra_region_codes)
+    return Actor(id=staff.id, role=Role(staff.role), username=staff.username, regions=regions)
+
+
+async def authenticate(session: AsyncSession, *, username: str, password: str) -> Staff:
+    staff = (await session.scalars(select(Staff).where(Staff.username == username.strip().lower()))).first()
+    try:
+        _hasher.verify(staff.password_hash if staff else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        staff = None
+    if staff is None or not staff.active:
+        raise Unauthenticated("wrong username or password", code="INVALID_CREDENTIALS")
+    return staff
+
+
+async def create_staff(
+    session: AsyncSession,
+    *,
+    username: str,
+    password: str,
+    full_name: str,
+    role: Role,
+    region_code: str | None,
+    supervisor_id: int | None = None,
+    password_hash: str | None = None,
+    extra_region_codes: tuple[str, ...] = (),
+) -> Staff:
+    errors: list[DomainError] = []
+    username = username.strip().lower()
+    if not USERNAME_RE.match(username):
+        errors.append(DomainError("3-80 characters: lowercase letters, digits, dot, dash, underscore",
+                                  field="username", code="INVALID_USERNAME"))
+    if password_hash is None and len(password) < MIN_PASSWORD:
+        errors.append(DomainError(f"a password has at least {MIN_PASSWORD} characters", field="password",
+                                  code="WEAK_PASSWORD"))
+    if region_code is None and role is not Role.ADMIN:
+        errors.append(DomainError("every role but admin works in a region", field="region", code="REQUIRED"))
+    for code in (region_code, *extra_region_codes) if region_code is not None else ():
+        if await session.get(Region, code) is None:
+            errors.append(DomainError("no such region", field="region", code="NOT_FOUND"))
+    if errors:
+        raise ValidationFailed(errors)
+    staff = Staff(username=username, password_hash=password_hash or hash_password(password),
+                  full_name=full_name.strip() or username, role=role.value, region_code=region_code,
+                  extra_region_codes=list(extra_region_codes), supervisor_id=supervisor_id)
+    session.add(staff)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise DomainError("this username is taken", field="username", code="USERNAME_TAKEN") from None
+    return staff
+
+
+async def active_staff(session: AsyncSession, *, staff_id: int) -> Staff:
+    """The account behind a token; a deactivated account is treated like a bad token."""
+    staff = await session.get(Staff, staff_id)
+    if staff is None or not staff.active:
+        raise Unauthenticated("the token is not valid", code="INVALID_TOKEN")
+    return staff

@@ -1,0 +1,61 @@
+"""Signed, expiring bearer tokens (HMAC-SHA256): short-lived access tokens and longer refresh tokens."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from domain.errors import Unauthenticated
+
+Kind = Literal["access", "refresh"]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    staff_id: int
+    kind: Kind
+    expires_at: int
+
+
+class TokenSigner:
+    def __init__(self, secret: str, *, access_ttl: int, refresh_ttl: int) -> None:
+        self._key = hashlib.sha256(b"rujuk-token:" + secret.encode()).digest()
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+
+    def _sign(self, body: str) -> str:
+        return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
+
+    def issue(self, staff_id: int, kind: Kind, *, now: float | None = None) -> str:
+        now = time.time() if now is None else now
+        ttl = self.access_ttl if kind == "access" else self.refresh_ttl
+        body = _b64(json.dumps({"sub": staff_id, "typ": kind, "exp": int(now) + ttl}).encode())
+        return f"{body}.{self._sign(body)}"
+
+    def verify(self, token: str, kind: Kind, *, now: float | None = None) -> TokenClaims:
+        body, _, signature = token.partition(".")
+        if not body or not hmac.compare_digest(signature, self._sign(body)):
+            raise Unauthenticated("the token is not valid", code="INVALID_TOKEN")
+        try:
+            claims = json.loads(_unb64(body))
+            staff_id, typ, exp = int(claims["sub"]), claims["typ"], int(claims["exp"])
+        except (ValueError, KeyError, TypeError):
+            raise Unauthenticated("the token is not valid", code="INVALID_TOKEN") from None
+        if typ != kind:
+            raise Unauthenticated("the token is not valid", code="INVALID_TOKEN")
+        if exp < (time.time() if now is None else now):
+            raise Unauthenticated("the token has expired; log in or refresh", code="TOKEN_EXPIRED")
+        return TokenClaims(staff_id=staff_id, kind=kind, expires_at=exp)

@@ -1,0 +1,53 @@
+"""What every resolver shares: running one service inside the operation's unit of work, ids."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.actor import Actor
+from domain.errors import DomainError, NotFound
+from domain.events import PENDING_EVENTS
+from schema.relay import pk_of
+from server.context import Context
+
+T = TypeVar("T")
+Info = strawberry.Info[Context, None]
+
+
+async def attempt(info: Info, work: Callable[[AsyncSession, Actor], Awaitable[T]]) -> T:
+    """Run one service call in a savepoint: a domain error undoes everything it wrote (rows and pending
+    events) and propagates; the operation's transaction itself is committed by the boundary."""
+    ctx = info.context
+    actor = ctx.require_actor()
+    async with ctx.db() as session:
+        pending: list[object] = session.info.setdefault(PENDING_EVENTS, [])
+        mark = len(pending)
+        try:
+            async with session.begin_nested():
+                return await work(session, actor)
+        except DomainError:
+            del pending[mark:]
+            raise
+
+
+async def read(info: Info, work: Callable[[AsyncSession, Actor], Awaitable[T]]) -> T:
+    """Run one read-only service call on the operation's session."""
+    ctx = info.context
+    actor = ctx.require_actor()
+    async with ctx.db() as session:
+        return await work(session, actor)
+
+
+def pk(gid: strawberry.ID | str, type_name: str, *, field: str = "id") -> int:
+    value = pk_of(str(gid), type_name)
+    if value is None:
+        raise NotFound(f"not a {type_name} id", field=field, code="INVALID_ID")
+    return value
+
+
+def optional_pk(gid: strawberry.ID | str | None, type_name: str, *, field: str) -> int | None:
+    return None if gid is None else pk(gid, type_name, field=field)

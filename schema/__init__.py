@@ -1,0 +1,35 @@
+"""One GraphQL schema over households, complaints and referrals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import strawberry
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
+
+from schema.limits import limit_extensions
+from schema.mutation import Mutation
+from schema.query import Query
+from schema.types.complaints import Complaint
+from schema.types.households import FamilyCard, Household, Member
+from schema.types.reference import Program, Region, Staff
+from schema.types.referrals import Referral
+
+
+def build_schema(*, production: bool = False) -> strawberry.Schema:
+    from server.unit_of_work import ErrorPolicy, UnitOfWork
+
+    extensions: list[Callable[[], SchemaExtension]] = [
+        UnitOfWork, ErrorPolicy, *limit_extensions(production=production)]
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        types=[Household, Member, FamilyCard, Complaint, Referral, Program, Region, Staff],
+        extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=production),
+    )
+
+
+def export_sdl() -> str:
+    return build_schema().as_str() + "\n"

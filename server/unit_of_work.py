@@ -1,0 +1,64 @@
+"""Schema extensions at the operation boundary: the unit of work and the error policy."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from domain.errors import DomainError
+from server.context import Context
+
+log = logging.getLogger("rujuk.errors")
+
+
+class UnitOfWork(SchemaExtension):
+    """One transaction per operation: commit once when it succeeded, roll back otherwise, then publish
+    the events it wrote. Subscriptions open their own short units of work per event."""
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        ctx = self.execution_context.context
+        success = False
+        try:
+            yield
+            result = self.execution_context.result
+            success = result is not None and not getattr(result, "errors", None)
+        finally:
+            if isinstance(ctx, Context):
+                await ctx.finish(success=success)
+
+
+class ErrorPolicy(SchemaExtension):
+    """Expected failures keep their message and get a stable ``extensions.code``; anything unexpected is
+    replaced by a generic message with the request id, and logged (never its variables: they may hold
+    personal data)."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not getattr(result, "errors", None):
+            return
+        ctx = self.execution_context.context
+        request_id = ctx.request_id if isinstance(ctx, Context) else ""
+        result.errors = [self._policy(error, request_id) for error in result.errors or []]
+
+    def _policy(self, error: GraphQLError, request_id: str) -> GraphQLError:
+        original = error.original_error
+        if original is None or isinstance(original, GraphQLError):
+            extensions = dict(error.extensions or {})
+            extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED" if error.path is None else "BAD_REQUEST")
+            return GraphQLError(error.message, nodes=error.nodes, source=error.source, positions=error.positions,
+                                path=error.path, extensions=extensions)
+        if isinstance(original, DomainError):
+            extensions = {"code": original.code}
+            if original.field:
+                extensions["field"] = original.field
+            return GraphQLError(original.message, nodes=error.nodes, source=error.source,
+                                positions=error.positions, path=error.path, extensions=extensions)
+        log.error("unexpected error in operation (request %s) at %s", request_id, error.path,
+                  exc_info=(type(original), original, original.__traceback__))
+        return GraphQLError(f"Unexpected error; reference {request_id or 'unknown'}.", nodes=error.nodes,
+                            source=error.source, positions=error.positions, path=error.path,
+                            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id})
