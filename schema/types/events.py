@@ -8,10 +8,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from domain.events import CaseEvent as CaseEventRow
-from domain.events import EventKind
+from schema.enums import EventKind
 from schema.relay import Node, to_global_id
-
-strawberry.enum(EventKind, description="What happened.")
 
 
 @strawberry.type(description="One change of a household, complaint or referral, in commit-safe order.")
