@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from schema.limits import limit_extensions
 from schema.mutation import Mutation
@@ -17,12 +19,18 @@ from schema.types.reference import Program, Region, Staff
 from schema.types.referrals import Referral
 
 
+class RujukSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        """Expected errors (bad input, no credentials) are answers, not incidents: nothing to log here.
+        Unexpected ones are logged, with the request id, by :class:`server.unit_of_work.ErrorPolicy`."""
+
+
 def build_schema(*, production: bool = False) -> strawberry.Schema:
     from server.unit_of_work import ErrorPolicy, UnitOfWork
 
     extensions: list[Callable[[], SchemaExtension]] = [
         UnitOfWork, ErrorPolicy, *limit_extensions(production=production)]
-    return strawberry.Schema(
+    return RujukSchema(
         query=Query,
         mutation=Mutation,
         types=[Household, Member, FamilyCard, Complaint, Referral, Program, Region, Staff],

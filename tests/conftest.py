@@ -227,3 +227,91 @@ def client(services: Services) -> Client:
 def nik(kecamatan: str, birth: dt.date, *, female: bool, serial: int) -> str:
     day = birth.day + (40 if female else 0)
     return "".join(kecamatan.split(".")) + f"{day:02d}{birth.month:02d}{birth.year % 100:02d}{serial:04d}"
+
+
+# --- tests that commit for real (concurrency, HTTP end to end) use their own database and district ---------
+
+
+@pytest.fixture(scope="session")
+def live_database_url(server_url: str) -> Iterator[str]:
+    """A second database for tests whose transactions really commit; each such test seeds its own province
+    (see :func:`live_world`), so they never see each other's rows."""
+    name = f"rujuk_live_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(_plain(server_url))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = _with_database(server_url, name)
+
+    async def migrate() -> None:
+        engine = db.make_engine(url, pool_size=1)
+        await db.migrate(engine)
+        await engine.dispose()
+
+    asyncio.run(migrate())
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+async def live_engine(live_database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = db.make_engine(live_database_url, pool_size=10)
+    yield eng
+    await eng.dispose()
+
+
+_provinces = iter(range(11, 100))
+
+
+@dataclass
+class LiveWorld:
+    province: str
+    staff: dict[str, Staff]
+
+    def actor(self, name: str) -> Actor:
+        return actor_of(self.staff[name])
+
+    def code(self, suffix: str) -> str:
+        """``code(".74.01.1001")`` -> that region in this test's own province."""
+        return self.province + suffix
+
+
+@pytest.fixture
+async def live_world(live_engine: AsyncEngine) -> LiveWorld:
+    """A committed district in a province of its own: kabupaten P.74, kecamatan P.74.01 (desa 1001, 1002)
+    and P.74.02 (desa 1001), and one account of each role, usernames prefixed by the province."""
+    p = str(next(_provinces))
+    maker = db.make_sessionmaker(live_engine)
+    async with maker() as session, session.begin():
+        for code, level, parent in [
+            (p, RegionLevel.PROVINCE, None), (f"{p}.74", RegionLevel.KABUPATEN, p),
+            (f"{p}.74.01", RegionLevel.KECAMATAN, f"{p}.74"), (f"{p}.74.02", RegionLevel.KECAMATAN, f"{p}.74"),
+            (f"{p}.74.01.1001", RegionLevel.DESA, f"{p}.74.01"), (f"{p}.74.01.1002", RegionLevel.DESA, f"{p}.74.01"),
+            (f"{p}.74.02.1001", RegionLevel.DESA, f"{p}.74.02"),
+        ]:
+            session.add(Region(code=code, name=f"Wilayah {code}", level=level.value, parent_code=parent))
+            await session.flush()
+        staff = {}
+        for name, role, region in [
+            ("manager", Role.MANAGER, f"{p}.74"), ("sup_a", Role.SUPERVISOR, f"{p}.74.01"),
+            ("sup_b", Role.SUPERVISOR, f"{p}.74.02"), ("fac_a1", Role.FACILITATOR, f"{p}.74.01.1001"),
+            ("fac_a1b", Role.FACILITATOR, f"{p}.74.01.1001"), ("fac_a2", Role.FACILITATOR, f"{p}.74.01.1002"),
+            ("fac_b1", Role.FACILITATOR, f"{p}.74.02.1001"),
+        ]:
+            s = Staff(username=f"p{p}-{name.replace('_', '-')}", password_hash=PASSWORD_HASH, full_name=name,
+                      role=role.value, region_code=region)
+            session.add(s)
+            staff[name] = s
+    return LiveWorld(province=p, staff=staff)
+
+
+@pytest.fixture
+def live_services(live_engine: AsyncEngine, settings: Settings, published: Published) -> Services:
+    return Services(settings=settings, sessionmaker=db.make_sessionmaker(live_engine),
+                    cipher=PersonalDataCipher(settings.pii_key),
+                    signer=TokenSigner(settings.secret_key, access_ttl=600, refresh_ttl=3600), publish=published)

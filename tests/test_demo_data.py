@@ -47,10 +47,10 @@ def test_region_codes_are_under_the_kabupaten() -> None:
     assert [kec.code for kec in dd.KECAMATAN] == [f"12.74.0{i}" for i in range(1, 7)]
     seen: set[str] = set()
     for kec in dd.KECAMATAN:
-        assert re.fullmatch(r"12\.72\.\d{2}", kec.code)
+        assert re.fullmatch(r"12\.74\.\d{2}", kec.code)
         assert kec.kelurahan
         for kel in kec.kelurahan:
-            assert re.fullmatch(r"12\.72\.\d{2}\.1\d{3}", kel.code), kel.code
+            assert re.fullmatch(r"12\.74\.\d{2}\.1\d{3}", kel.code), kel.code
             assert kel.code.startswith(kec.code + ".")
             assert kel.name.strip() == kel.name and kel.name
             assert dd.kecamatan_of(kel.code) is kec
