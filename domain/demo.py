@@ -156,7 +156,7 @@ async def seed_demo(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
     cipher: PersonalDataCipher,
-    households_count: int = 2000,
+    households_count: int = 3000,
     seed: int = 1274,
     progress: Callable[[int, int], Awaitable[None] | None] | None = None,
     batch: int = 100,
@@ -193,7 +193,7 @@ async def seed_demo(
                 except DomainError:
                     continue  # a rare generated duplicate: skip it, as a facilitator would
                 summary.households += 1
-                for _ in range(rng.choices((0, 1, 2), weights=(25, 55, 20))[0]):
+                for _ in range(rng.choices((0, 1, 2), weights=(15, 55, 30))[0]):
                     sector = Sector(rng.choice(dd.SECTORS))
                     reported = now - dt.timedelta(days=rng.uniform(0, 45), minutes=rng.randint(0, 600))
                     filed = await complaints.file_complaint(session, actor=worker, data=complaints.ComplaintData(

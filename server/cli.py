@@ -84,6 +84,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         os.environ["RUJUK_DATABASE_URL"] = url
         if args.demo and not args.no_simulator:
             os.environ["RUJUK_SIMULATOR"] = "1"
+        get_settings.cache_clear()  # the app (in this process or in workers) reads the updated environment
         host, port = args.host or settings.host, args.port or settings.port
         _say(f"rujuk serves GraphQL at http://{host}:{port}/graphql")
         uvicorn.run("server.asgi:app", host=host, port=port, workers=args.workers, log_level="info",
@@ -152,7 +153,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the GraphQL server (migrates first)")
     s.add_argument("--demo", action="store_true", help="seed the demo district on first start")
-    s.add_argument("--households", type=int, default=2000, help="demo size (households)")
+    s.add_argument("--households", type=int, default=3000, help="demo size (households)")
     s.add_argument("--no-simulator", action="store_true", help="with --demo: do not simulate live intake")
     s.add_argument("--host", default=None)
     s.add_argument("--port", type=int, default=None)
@@ -161,7 +162,7 @@ def parser() -> argparse.ArgumentParser:
     m = sub.add_parser("migrate", help="bring the database to the newest migration")
     m.set_defaults(run=cmd_migrate)
     d = sub.add_parser("seed-demo", help="seed the demo district (once)")
-    d.add_argument("--households", type=int, default=2000)
+    d.add_argument("--households", type=int, default=3000)
     d.set_defaults(run=cmd_seed_demo)
     u = sub.add_parser("create-user", help="create a staff account")
     u.add_argument("--username", required=True)
