@@ -67,3 +67,55 @@ def test_export_schema_writes_the_sdl(tmp_path: Path, fresh_database_url: str) -
     done = rujuk("export-schema", "--output", str(out), database_url=fresh_database_url)
     assert done.returncode == 0
     assert out.read_text() == (ROOT / "schema.graphql").read_text()
+
+
+def test_serve_demo_on_the_embedded_database_from_nothing(tmp_path: Path) -> None:
+    """The README's run command: no database configured, an embedded PostgreSQL is started in the data
+    directory, migrated and seeded; Ctrl-C stops both; a second start reuses the data."""
+    import signal
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in {"RUJUK_DATABASE_URL", "DATABASE_URL"}}
+    env.update({"RUJUK_DATA_DIR": str(tmp_path / "var"), "RUJUK_PORT": str(port)})
+
+    def serve() -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-m", "server", "serve", "--demo", "--households", "25",
+                                 "--no-simulator"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+
+    def wait_ready(proc: subprocess.Popen[str]) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise AssertionError("server did not become ready")
+
+    login = {"query": 'mutation { login(username: "supervisor1", password: "rujuk-demo") { accessToken } }'}
+    first = serve()
+    try:
+        wait_ready(first)
+        token = httpx.post(f"http://127.0.0.1:{port}/graphql", json=login).json()["data"]["login"]["accessToken"]
+        assert token
+    finally:
+        first.send_signal(signal.SIGINT)
+        output = first.communicate(timeout=60)[0]
+    assert "Seeded the demo district: 25 households" in output
+    assert "embedded PostgreSQL stopped" in output
+    assert not (tmp_path / "var" / "postgres" / "pgdata" / "postmaster.pid").exists()
+    second = serve()
+    try:
+        wait_ready(second)
+    finally:
+        second.send_signal(signal.SIGINT)
+        output = second.communicate(timeout=60)[0]
+    assert "already there" in output
