@@ -60,7 +60,7 @@ PERMISSIONS: dict[Op, frozenset[Role]] = {
     Op.PROPOSE_REFERRAL: frozenset({F, P, S, M, A}),
     Op.SEND_REFERRAL: frozenset({P, S, M, A}),
     Op.RECORD_REFERRAL_RESPONSE: frozenset({P, S, M, A}),
-    Op.REVOKE_REFERRAL: frozenset({P, S, M, A}),
+    Op.REVOKE_REFERRAL: frozenset({S, M, A}),  # someone else's referral; the sender may always revoke
     Op.VIEW_WORKLOAD: frozenset({S, M, A}),
     Op.MANAGE_STAFF: frozenset({A}),
 }

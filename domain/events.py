@@ -36,6 +36,7 @@ from domain.actor import Actor, Op
 from domain.base import Base
 from domain.enums import check_constraint
 from domain.errors import DomainError, ValidationFailed
+from domain.numbers import cursor
 
 PENDING_EVENTS = "rujuk.pending_events"
 
@@ -164,21 +165,29 @@ async def write_events(session: AsyncSession) -> list[tuple[int, str]]:
     return [(e.id, e.region_code) for e in events]
 
 
-async def read_changes(session: AsyncSession, *, actor: Actor, after: str | None,
-                       first: int) -> tuple[list[CaseEvent], bool, str]:
-    """Events in the actor's scope after cursor ``after`` in cursor order; ids are handed out in commit
-    order (see the module docstring), so resuming after the returned cursor never skips an event."""
+async def read_changes(session: AsyncSession, *, actor: Actor, after: str | None, first: int,
+                       until: int | None = None) -> tuple[list[CaseEvent], bool, str]:
+    """Events in the actor's scope after cursor ``after`` (and up to ``until``) in cursor order; ids are
+    handed out in commit order (see the module docstring), so resuming after the returned cursor never
+    skips an event."""
 
     actor.require(Op.READ)
     start = 0
     if after is not None:
-        if not after.isdigit() or len(after) > 19:
+        parsed = cursor(after)
+        if parsed is None:
             raise ValidationFailed([DomainError("not a cursor of the event log", field="after",
                                                 code="INVALID_CURSOR")])
-        start = int(after)
+        start = parsed
     stmt = select(CaseEvent).where(CaseEvent.id > start).order_by(CaseEvent.id).limit(first + 1)
+    if until is not None:
+        stmt = stmt.where(CaseEvent.id <= until)
     stmt = actor.restrict(stmt, CaseEvent.region_code)
     rows = list(await session.scalars(stmt))
     has_more = len(rows) > first
     rows = rows[:first]
     return rows, has_more, str(rows[-1].id if rows else start)
+
+
+async def latest_event_id(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.coalesce(func.max(CaseEvent.id), 0))) or 0)

@@ -44,6 +44,11 @@ async def events_by_complaint(session: AsyncSession, *, complaint_ids: Sequence[
     return out
 
 
+async def events_by_ids(session: AsyncSession, *, actor: Actor, ids: Sequence[int]) -> dict[int, CaseEvent]:
+    rows = await session.scalars(actor.restrict(select(CaseEvent).where(CaseEvent.id.in_(ids)), CaseEvent.region_code))
+    return {e.id: e for e in rows}
+
+
 async def list_regions(session: AsyncSession, *, actor: Actor, parent_code: str | None) -> list[Region]:
     """The children of ``parent_code`` that the actor may see (its scope and the way down to it), or,
     without a parent, the root of the actor's scope (the provinces for admins)."""

@@ -15,7 +15,7 @@ from domain.base import Base
 from domain.enums import RegionLevel, check_constraint
 from domain.errors import DomainError, ValidationFailed
 
-CODE_RE = re.compile(r"^\d{2}(\.\d{2}(\.\d{2}(\.\d{4})?)?)?$")
+CODE_RE = re.compile(r"[0-9]{2}(\.[0-9]{2}(\.[0-9]{2}(\.[0-9]{4})?)?)?")
 LEVELS = (RegionLevel.PROVINCE, RegionLevel.KABUPATEN, RegionLevel.KECAMATAN, RegionLevel.DESA)
 
 
@@ -34,7 +34,7 @@ class Region(Base):
 
 
 def is_valid_code(code: str) -> bool:
-    return bool(CODE_RE.match(code))
+    return bool(CODE_RE.fullmatch(code))
 
 
 def level_of(code: str) -> RegionLevel:

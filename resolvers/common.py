@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -40,6 +41,14 @@ async def read(info: Info, work: Callable[[AsyncSession, Actor], Awaitable[T]]) 
     actor = ctx.require_actor()
     async with ctx.db() as session:
         return await work(session, actor)
+
+
+def aware(value: dt.datetime | None, *, field: str) -> dt.datetime | None:
+    """A time from the client must carry its UTC offset: a bare local time is ambiguous across WIB/WITA/WIT."""
+    if value is not None and value.tzinfo is None:
+        raise DomainError("give the time with its UTC offset, e.g. 2026-11-23T09:30:00+07:00", field=field,
+                          code="INVALID_TIME")
+    return value
 
 
 def pk(gid: strawberry.ID | str, type_name: str, *, field: str = "id") -> int:

@@ -66,6 +66,8 @@ class Loaders:
             ctx, lambda s, ids: referrals.referrals_by_complaint(s, actor=actor(), complaint_ids=ids), list)
         self.assignments_by_complaint: DataLoader[int, list[Assignment]] = _loader(
             ctx, lambda s, ids: complaints.assignments_by_complaint(s, complaint_ids=ids), list)
+        self.event: DataLoader[int, CaseEvent | None] = _loader(
+            ctx, lambda s, ids: lookups.events_by_ids(s, actor=actor(), ids=ids))
         self.events_by_complaint: DataLoader[int, list[CaseEvent]] = _loader(
             ctx, lambda s, ids: lookups.events_by_complaint(s, complaint_ids=ids), list)
         self.staff: DataLoader[int, Staff | None] = _loader(ctx, lambda s, ids: lookups.staff_by_ids(s, ids=ids))

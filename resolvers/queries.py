@@ -13,9 +13,10 @@ from domain.enums import ComplaintKind, ComplaintStatus, Priority, ReferralStatu
 from domain.events import CaseEvent as CaseEventRow
 from domain.events import read_changes
 from domain.households import queries as households
+from domain.numbers import bigint
 from domain.paging import Page, check_first
 from domain.regions import is_valid_code
-from resolvers.common import Info, optional_pk, read
+from resolvers.common import Info, aware, optional_pk, read
 from schema import inputs
 from schema.relay import Connection, Edge, Node, PageInfo, from_global_id
 from schema.types.complaints import Complaint
@@ -67,9 +68,9 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
     if type_name == "Region":
         region = await loaders.region.load(key) if is_valid_code(key) else None
         return Region.from_row(region) if region and _sees_region(info, region.code) else None
-    if not key.isdigit() or not 0 < int(key) < 2**63:
+    pk = bigint(key)
+    if pk is None:
         return None
-    pk = int(key)
     if type_name == "Household":
         h = await loaders.household.load(pk)
         return Household.from_row(h) if h else None
@@ -84,12 +85,15 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
         return Member.from_row(m) if m and await loaders.household.load(m.household_id) else None
     if type_name == "FamilyCard":
         return await _family_card(info, pk)
+    if type_name == "CaseEvent":
+        e = await loaders.event.load(pk)
+        return CaseEvent.from_row(e) if e else None
     if type_name == "Program":
         p = await loaders.program.load(pk)
         return Program.from_row(p) if p else None
     if type_name == "Staff":
         s = await loaders.staff.load(pk)
-        return Staff.from_row(s) if s and _sees_region(info, s.region_code) else None
+        return Staff.from_row(s) if s and info.context.require_actor().covers(s.region_code) else None
     return None
 
 
@@ -106,7 +110,7 @@ async def households_(info: Info, filter: inputs.HouseholdFilter | None = None, 
                       after: str | None = None) -> Connection[Household]:
     f = filter or inputs.HouseholdFilter()
     hf = households.HouseholdFilter(region_code=f.region_code, dtks_status=f.dtks_status,
-                                    updated_after=f.updated_after, nik=f.nik)
+                                    updated_after=aware(f.updated_after, field="filter.updatedAfter"), nik=f.nik)
     ordering = households.UPDATED if f.updated_after is not None else households.NEWEST
     size = _first(info, first)
     cipher = info.context.cipher
@@ -124,7 +128,9 @@ def complaint_filter(f: inputs.ComplaintFilter | None) -> complaints.ComplaintFi
         sla_states=_values(f.sla_state, SlaState),
         assignee_id=optional_pk(f.assignee_id, "Staff", field="filter.assigneeId"), unassigned=f.unassigned,
         household_id=optional_pk(f.household_id, "Household", field="filter.householdId"),
-        updated_after=f.updated_after, created_after=f.created_after, created_before=f.created_before)
+        updated_after=aware(f.updated_after, field="filter.updatedAfter"),
+        created_after=aware(f.created_after, field="filter.createdAfter"),
+        created_before=aware(f.created_before, field="filter.createdBefore"))
 
 
 async def complaints_(info: Info, filter: inputs.ComplaintFilter | None = None, first: int | None = None,
@@ -148,7 +154,7 @@ async def referrals_(info: Info, filter: inputs.ReferralFilter | None = None, fi
         region_code=f.region_code, statuses=_values(f.status, ReferralStatus),
         program_id=optional_pk(f.program_id, "Program", field="filter.programId"),
         complaint_id=optional_pk(f.complaint_id, "Complaint", field="filter.complaintId"),
-        updated_after=f.updated_after)
+        updated_after=aware(f.updated_after, field="filter.updatedAfter"))
     ordering = referrals.UPDATED if f.updated_after is not None else referrals.NEWEST
     size = _first(info, first)
     page = await read(info, lambda s, a: referrals.list_referrals(

@@ -13,6 +13,7 @@ from strawberry.types import ExecutionContext
 from schema.limits import limit_extensions
 from schema.mutation import Mutation
 from schema.query import Query
+from schema.subscription import Subscription
 from schema.types.complaints import Complaint
 from schema.types.households import FamilyCard, Household, Member
 from schema.types.reference import Program, Region, Staff
@@ -33,6 +34,7 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
     return RujukSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[Household, Member, FamilyCard, Complaint, Referral, Program, Region, Staff],
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=production),

@@ -12,6 +12,7 @@ from schema.enums import (
     ComplaintKind,
     ComplaintStatus,
     DtksStatus,
+    EventKind,
     Priority,
     ReferralStatus,
     Relation,
@@ -196,3 +197,11 @@ class ReferralFilter:
     program_id: strawberry.ID | None = F(default=None, description="To this program.")
     complaint_id: strawberry.ID | None = F(default=None, description="Of this complaint.")
     updated_after: dt.datetime | None = F(default=None, description="Changed after this time.")
+
+
+@strawberry.input(description="Filter for `caseEvents`; all given conditions must hold.")
+class CaseEventFilter:
+    region_code: str | None = F(default=None, description="Only this region's subtree (within your scope).")
+    kinds: list[EventKind] | None = F(default=None, description="Any of these kinds.")
+    complaint_id: strawberry.ID | None = F(default=None, description="Only this complaint's events.")
+    household_id: strawberry.ID | None = F(default=None, description="Only this household's events.")

@@ -9,6 +9,8 @@ from typing import Generic, TypeVar
 
 import strawberry
 
+from domain.numbers import bigint
+
 T = TypeVar("T")
 
 
@@ -33,10 +35,9 @@ def from_global_id(gid: str) -> tuple[str, str] | None:
 def pk_of(gid: str, expected: str) -> int | None:
     """The integer primary key of a global id of type ``expected``; ``None`` when it is not one."""
     parsed = from_global_id(gid)
-    if parsed is None or parsed[0] != expected or not parsed[1].isdigit():
+    if parsed is None or parsed[0] != expected:
         return None
-    value = int(parsed[1])
-    return value if 0 < value < 2**63 else None
+    return bigint(parsed[1])
 
 
 @strawberry.interface(description="An object with a global id, fetchable with `node(id:)`.")

@@ -9,7 +9,8 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import Any, cast
 
 from broadcaster import Broadcast
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -21,7 +22,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
 
 from domain.crypto import PersonalDataCipher
 from domain.errors import DomainError
@@ -32,10 +36,11 @@ from server import db
 from server.context import Context, Services
 from server.settings import Settings
 from server.simulator import run as run_simulator
+from subscriptions.backends import make_broadcast
+from subscriptions.hub import CHANNEL, EventHub
 
 log = logging.getLogger(__name__)
 
-EVENTS_CHANNEL = "rujuk.case_events"
 
 
 @dataclass(slots=True)
@@ -48,10 +53,13 @@ class Runtime:
 
 
 class RujukGraphQL(GraphQL[Context, None]):
-    def __init__(self, app_state: dict[str, Any], *, production: bool) -> None:
+    def __init__(self, app_state: dict[str, Any], *, production: bool, max_subscriptions: int,
+                 init_timeout: float) -> None:
         super().__init__(build_schema(production=production), graphql_ide=None if production else "graphiql",
                          allow_queries_via_get=False, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
-                         multipart_uploads_enabled=False)
+                         multipart_uploads_enabled=False,
+                         max_subscriptions_per_connection=max_subscriptions,
+                         connection_init_wait_timeout=timedelta(seconds=init_timeout))
         self._state = app_state
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
@@ -60,45 +68,83 @@ class RujukGraphQL(GraphQL[Context, None]):
                       request_id=request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex[:16])
         header = request.headers.get("authorization", "")
         if header:
-            scheme, _, token = header.partition(" ")
-            try:
-                if scheme.lower() != "bearer" or not token:
-                    raise DomainError("use 'Authorization: Bearer <token>'", code="INVALID_TOKEN")
-                claims = runtime.services.signer.verify(token.strip(), "access")
-                async with ctx.db() as session:
-                    ctx.actor = actor_of(await active_staff(session, staff_id=claims.staff_id))
-            except DomainError as exc:
-                exc.code = "UNAUTHENTICATED" if exc.code not in {"TOKEN_EXPIRED"} else exc.code
-                ctx.auth_error = exc
+            await self._authenticate(ctx, header)
         return ctx
 
+    async def on_ws_connect(self, context: Context) -> UnsetType | None | dict[str, object]:
+        """Authenticate a WebSocket in ``connection_init``: ``{"authorization": "Bearer <token>"}``. A socket
+        without valid credentials is closed with 4403."""
+        params = context.connection_params or {}
+        credential = params.get("authorization") or params.get("Authorization")
+        if isinstance(params.get("token"), str):
+            credential = f"Bearer {params['token']}"
+        if isinstance(credential, str) and credential:
+            await self._authenticate(context, credential)
+        if context.actor is None:
+            raise ConnectionRejectionError({"reason": "authenticate with a valid token in connection_init"})
+        return cast(UnsetType, UNSET)
 
-async def _publisher(broadcast: Broadcast, events: list[tuple[int, str]]) -> None:
-    await broadcast.publish(EVENTS_CHANNEL, json.dumps({"ids": [e[0] for e in events],
-                                                       "regions": sorted({e[1] for e in events})}))
+    async def _authenticate(self, ctx: Context, header: str) -> None:
+        """Set the actor from a bearer token, through a short session of its own (so a WebSocket's
+        operations never share the one that loaded the account)."""
+        scheme, _, token = header.partition(" ")
+        services = ctx.services
+        try:
+            if scheme.lower() != "bearer" or not token:
+                raise DomainError("use 'Authorization: Bearer <token>'", code="INVALID_TOKEN")
+            claims = services.signer.verify(token.strip(), "access")
+            async with services.sessionmaker() as session:
+                ctx.actor = actor_of(await active_staff(session, staff_id=claims.staff_id))
+        except DomainError as exc:
+            exc.code = "UNAUTHENTICATED" if exc.code not in {"TOKEN_EXPIRED"} else exc.code
+            ctx.auth_error = exc
+
+
+class _ClientGone(logging.Filter):
+    """A client that disconnects while a subscription result is being sent is routine, not an incident."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, WebSocketDisconnected)
+
+
+_client_gone = _ClientGone()
 
 
 def create_app(settings: Settings, *, engine: AsyncEngine | None = None,
                sessionmaker: async_sessionmaker[AsyncSession] | None = None) -> Starlette:
     """The app. Tests may hand in their own engine and sessionmaker (e.g. bound to one connection)."""
     state: dict[str, Any] = {}
+    task_log = logging.getLogger("strawberry.ws.task")
+    if _client_gone not in task_log.filters:
+        task_log.addFilter(_client_gone)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert settings.database_url is not None, "the CLI starts the embedded database before the app"
         own_engine = engine is None
         eng = engine or db.make_engine(settings.database_url, pool_size=settings.db_pool_size)
-        broadcast = Broadcast(settings.broadcast_url)
+        broadcast = make_broadcast(settings.broadcast_url)
         await broadcast.connect()
+        hub_ref: list[EventHub] = []
 
         async def publish(events: list[tuple[int, str]]) -> None:
-            await _publisher(broadcast, events)
+            """After a commit: wake this process's hub at once, and the other processes through the
+            broadcast (ids only; the event log is the record)."""
+            for hub in hub_ref:
+                hub.wake()
+            await broadcast.publish(CHANNEL, json.dumps({"ids": [e[0] for e in events]}))
 
         services = Services(settings=settings, sessionmaker=sessionmaker or db.make_sessionmaker(eng),
                             cipher=PersonalDataCipher(settings.pii_key),
                             signer=TokenSigner(settings.secret_key, access_ttl=settings.token_ttl_seconds,
                                                refresh_ttl=settings.refresh_ttl_seconds),
                             publish=publish)
+        hub = EventHub(services.sessionmaker, broadcast, poll_interval=settings.event_poll_seconds,
+                       queue_size=settings.subscriber_queue_size)
+        await hub.start()
+        hub_ref.append(hub)
+        services.hub = hub
         state["runtime"] = Runtime(engine=eng, broadcast=broadcast, services=services)
         simulator = asyncio.create_task(run_simulator(services)) if settings.simulator else None
         try:
@@ -108,11 +154,14 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None,
                 simulator.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await simulator
+            await hub.stop()
             await broadcast.disconnect()
             if own_engine:
                 await eng.dispose()
 
-    graphql = RujukGraphQL(state, production=settings.production)
+    graphql = RujukGraphQL(state, production=settings.production,
+                           max_subscriptions=settings.max_subscriptions_per_socket,
+                           init_timeout=settings.ws_init_timeout_seconds)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")

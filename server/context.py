@@ -1,9 +1,14 @@
-"""The per-operation context: one session and one transaction, the actor, loaders, pending events.
+"""The per-operation context: the actor, and one unit of work (session, transaction, loaders) at a time.
 
-Sibling resolvers run concurrently, and an ``AsyncSession`` must not be used by two of them at once,
-so every use of the session goes through :meth:`Context.db`, which serialises them with a lock. The
-operation boundary (:class:`server.unit_of_work.UnitOfWork`) commits once at the end when the
-operation succeeded, rolls back otherwise, and only then publishes the events the operation wrote.
+An HTTP request is one operation in one task. A WebSocket carries several operations, each in its own
+task, over one shared context; a subscription opens a short unit of work per event. So the unit of work
+lives in a context variable: every operation task (and the tasks graphql-core spawns for sibling fields,
+which inherit the variable) sees its own unit, never another operation's session.
+
+Sibling resolvers run concurrently and an ``AsyncSession`` must not be used by two of them at once, so
+every use of the session goes through :meth:`Context.db`, which serialises them with the unit's lock.
+The operation boundary (:class:`server.unit_of_work.UnitOfWork`) opens the unit, commits once at the end
+when the operation succeeded (rolls back otherwise), and only then publishes the events it wrote.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +33,7 @@ from server.settings import Settings
 
 if TYPE_CHECKING:
     from resolvers.loaders import Loaders
+    from subscriptions.hub import EventHub
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,23 @@ class Services:
     cipher: PersonalDataCipher
     signer: TokenSigner
     publish: Publisher
+    hub: EventHub | None = None
+
+
+@dataclass
+class Unit:
+    """One unit of work: a session and its transaction, the loaders reading through it, and what the
+    operation did that must be recorded when it commits."""
+
+    owner: Context
+    session: AsyncSession | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    loaders: Loaders | None = None
+    #: member ids whose NIK was shown unmasked (audited once at commit)
+    personal_data_reads: set[int] = field(default_factory=set)
+
+
+_current: ContextVar[Unit | None] = ContextVar("rujuk_unit_of_work", default=None)
 
 
 @dataclass
@@ -52,11 +76,8 @@ class Context:
     #: why the request carried credentials but has no actor (bad or expired token)
     auth_error: DomainError | None = None
     request_id: str = ""
-    _session: AsyncSession | None = None
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _loaders: Loaders | None = None
-    #: member ids whose NIK was shown unmasked in this operation (audited once at commit)
-    personal_data_reads: set[int] = field(default_factory=set)
+    #: graphql-transport-ws ``connection_init`` payload
+    connection_params: dict[str, Any] | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -68,12 +89,26 @@ class Context:
         return self.services.cipher
 
     @property
+    def unit(self) -> Unit:
+        """This task's unit of work, opened on first use."""
+        unit = _current.get()
+        if unit is None or unit.owner is not self:
+            unit = Unit(owner=self)
+            _current.set(unit)
+        return unit
+
+    @property
     def loaders(self) -> Loaders:
-        if self._loaders is None:
+        unit = self.unit
+        if unit.loaders is None:
             from resolvers.loaders import Loaders
 
-            self._loaders = Loaders(self)
-        return self._loaders
+            unit.loaders = Loaders(self)
+        return unit.loaders
+
+    @property
+    def personal_data_reads(self) -> set[int]:
+        return self.unit.personal_data_reads
 
     def require_actor(self) -> Actor:
         if self.actor is None:
@@ -82,11 +117,12 @@ class Context:
 
     @asynccontextmanager
     async def db(self) -> AsyncIterator[AsyncSession]:
-        """The operation's session, for one resolver at a time."""
-        async with self._lock:
-            if self._session is None:
-                self._session = self.services.sessionmaker()
-            yield self._session
+        """The unit's session, for one resolver at a time."""
+        unit = self.unit
+        async with unit.lock:
+            if unit.session is None:
+                unit.session = self.services.sessionmaker()
+            yield unit.session
 
     @property
     def origin(self) -> str | None:
@@ -94,31 +130,38 @@ class Context:
             return None
         return self.request.client.host
 
+    async def _audit_reads(self, session: AsyncSession, unit: Unit) -> None:
+        if unit.personal_data_reads:
+            await audit(session, actor=self.actor, action="READ_PERSONAL_DATA", entity_type="Member", entity_id=None,
+                        detail={"members": sorted(unit.personal_data_reads)}, origin=self.origin)
+
     async def finish(self, *, success: bool) -> None:
-        """Commit when the operation succeeded, roll back otherwise; publish events after commit."""
-        session, self._session = self._session, None
+        """End this task's unit: commit when it succeeded, roll back otherwise; publish its events after
+        the commit. The next use of the context opens a fresh unit."""
+        unit = _current.get()
+        if unit is None or unit.owner is not self:
+            return
+        _current.set(None)
+        session = unit.session
         if session is None:
             return
         events: list[tuple[int, str]] = []
         try:
             if success:
-                if self.personal_data_reads:
-                    await audit(session, actor=self.actor, action="READ_PERSONAL_DATA", entity_type="Member",
-                                entity_id=None, detail={"members": sorted(self.personal_data_reads)},
-                                origin=self.origin)
+                await self._audit_reads(session, unit)
                 events = await write_events(session)
                 await session.commit()
             else:
                 await session.rollback()
+                if unit.personal_data_reads:
+                    # the operation failed, but what it showed was shown: the audit entry still commits
+                    await self._audit_reads(session, unit)
+                    await session.commit()
         finally:
-            await session.close()
+            # a subscription whose client went away is cancelled; the connection still goes back to the pool
+            await asyncio.shield(session.close())
         if events:
             try:
                 await self.services.publish(events)
             except Exception:  # the log is the record: a lost wake-up delays an event, never loses it
                 log.exception("publishing %d case events failed", len(events))
-
-
-def context_value(ctx: Any) -> Context:
-    assert isinstance(ctx, Context)
-    return ctx

@@ -55,6 +55,13 @@ class Settings:
     default_page_size: int = 50
     db_pool_size: int = 10
     log_level: str = "INFO"
+    #: seconds between the event hub's own looks at the log (wake-ups make it look at once)
+    event_poll_seconds: float = 2.0
+    #: events buffered per subscriber before it is told to resume from its cursor
+    subscriber_queue_size: int = 1000
+    max_subscriptions_per_socket: int = 20
+    #: seconds a WebSocket may take to send ``connection_init`` before it is closed with 4408
+    ws_init_timeout_seconds: float = 10.0
     #: run the demo's facilitator simulator (``rujuk serve --demo`` turns it on)
     simulator: bool = False
 
@@ -107,6 +114,10 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         db_pool_size=_int(env, "RUJUK_DB_POOL_SIZE", 10),
         log_level=env.get("RUJUK_LOG_LEVEL", "INFO").upper(),
         simulator=_bool(env.get("RUJUK_SIMULATOR", "0")),
+        event_poll_seconds=float(env.get("RUJUK_EVENT_POLL_SECONDS", "2.0")),
+        subscriber_queue_size=_int(env, "RUJUK_SUBSCRIBER_QUEUE_SIZE", 1000),
+        max_subscriptions_per_socket=_int(env, "RUJUK_MAX_SUBSCRIPTIONS_PER_SOCKET", 20),
+        ws_init_timeout_seconds=float(env.get("RUJUK_WS_INIT_TIMEOUT_SECONDS", "10")),
     )
     settings.validate()
     return settings

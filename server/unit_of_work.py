@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types import StreamExecutionResult
 
 from domain.errors import DomainError
 from server.context import Context
@@ -20,6 +21,8 @@ class UnitOfWork(SchemaExtension):
 
     async def on_operation(self) -> AsyncIterator[None]:
         ctx = self.execution_context.context
+        if isinstance(ctx, Context):
+            ctx.unit  # noqa: B018 - open the unit in the operation's own task, before fields fan out
         success = False
         try:
             yield
@@ -37,12 +40,21 @@ class ErrorPolicy(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
-        if result is None or not getattr(result, "errors", None):
+        self._apply(self.execution_context.result)
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        """Each result of a subscription gets the same treatment, before it is sent."""
+        self._apply(result)
+        yield
+
+    def _apply(self, result: object) -> None:
+        """Idempotent: an error already rewritten has no original error left and keeps its code."""
+        errors = getattr(result, "errors", None)
+        if not errors:
             return
         ctx = self.execution_context.context
         request_id = ctx.request_id if isinstance(ctx, Context) else ""
-        result.errors = [self._policy(error, request_id) for error in result.errors or []]
+        setattr(result, "errors", [self._policy(error, request_id) for error in errors])  # noqa: B010
 
     def _policy(self, error: GraphQLError, request_id: str) -> GraphQLError:
         original = error.original_error

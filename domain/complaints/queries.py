@@ -47,12 +47,13 @@ class ComplaintFilter:
 
 def sla_state_sql(now: dt.datetime | None = None) -> ColumnElement[str]:
     at = literal(now) if now is not None else func.now()
-    window = Complaint.sla_due_at - Complaint.sla_started_at
+    left = func.extract("epoch", Complaint.sla_due_at - at)
+    window = func.extract("epoch", Complaint.sla_due_at - Complaint.sla_started_at)
     return case(
         (Complaint.status.in_([ComplaintStatus.RESOLVED.value, ComplaintStatus.REJECTED.value]),
          literal(SlaState.CLOSED.value)),
         (at > Complaint.sla_due_at, literal(SlaState.BREACHED.value)),
-        (at > Complaint.sla_due_at - window * AT_RISK_SHARE, literal(SlaState.AT_RISK.value)),
+        (left < window * AT_RISK_SHARE, literal(SlaState.AT_RISK.value)),
         else_=literal(SlaState.ON_TRACK.value),
     )
 

@@ -2,7 +2,7 @@
 
     NEW -> VERIFIED -> IN_PROGRESS -> REFERRED -> RESOLVED
     NEW -> RETURNED -> NEW (resubmitted after correction)
-    NEW | VERIFIED | IN_PROGRESS | REFERRED -> REJECTED
+    NEW | RETURNED | VERIFIED | IN_PROGRESS | REFERRED -> REJECTED (once every referral is final)
     RESOLVED | REJECTED -> IN_PROGRESS (reopened)
 
 Every transition takes the version the actor last saw; a different current version is a conflict,
@@ -65,6 +65,14 @@ class Filed:
     replayed: bool
 
 
+def _description(value: str) -> str:
+    if not value.strip():
+        raise ValidationFailed([DomainError("describe the complaint", field="description", code="REQUIRED")])
+    if len(value) > MAX_TEXT:
+        raise ValidationFailed([DomainError(f"at most {MAX_TEXT} characters", field="description", code="TOO_LONG")])
+    return value.strip()
+
+
 def _reason(value: str | None, *, field: str = "reason") -> str:
     if value is None or not value.strip():
         raise ValidationFailed([DomainError("give a reason", field=field, code="REASON_REQUIRED")])
@@ -122,14 +130,17 @@ async def file_complaint(
         return Filed(await get_complaint(session, actor=actor, complaint_id=earlier), replayed=True)
     household = await get_household(session, actor=actor, household_id=data.household_id, field="householdId")
     errors: list[DomainError] = []
-    if not data.description.strip():
-        errors.append(DomainError("describe the complaint", field="description", code="REQUIRED"))
-    elif len(data.description) > MAX_TEXT:
-        errors.append(DomainError(f"at most {MAX_TEXT} characters", field="description", code="TOO_LONG"))
+    try:
+        _description(data.description)
+    except ValidationFailed as exc:
+        errors += exc.errors
     now = now or dt.datetime.now(dt.UTC)
-    if data.reported_at is not None and (data.reported_at > now + dt.timedelta(minutes=10)
-                                         or data.reported_at < now - dt.timedelta(days=365)):
-        errors.append(DomainError("the report time is not plausible", field="reportedAt", code="INVALID_TIME"))
+    if data.reported_at is not None:
+        if data.reported_at.tzinfo is None:
+            errors.append(DomainError("give the report time with its UTC offset, e.g. 2026-11-23T09:30:00+07:00",
+                                      field="reportedAt", code="INVALID_TIME"))
+        elif data.reported_at > now + dt.timedelta(minutes=10) or data.reported_at < now - dt.timedelta(days=365):
+            errors.append(DomainError("the report time is not plausible", field="reportedAt", code="INVALID_TIME"))
     if data.member_id is not None:
         member_household = await session.scalar(select(Member.household_id).where(Member.id == data.member_id))
         if member_household != household.id:
@@ -228,10 +239,7 @@ async def resubmit_complaint(session: AsyncSession, *, actor: Actor, complaint_i
         raise Forbidden("only the facilitator who holds the case may resubmit it")
     values: dict[str, Any] = {"status": S.NEW.value, "status_reason": None}
     if description is not None:
-        if not description.strip() or len(description) > MAX_TEXT:
-            raise ValidationFailed([DomainError("describe the complaint (up to 4000 characters)",
-                                                field="description", code="REQUIRED")])
-        values["description"] = description.strip()
+        values["description"] = _description(description)
     return await _apply(session, c, actor=actor, kind=EventKind.COMPLAINT_RESUBMITTED, **values)
 
 
@@ -239,7 +247,8 @@ async def reject_complaint(session: AsyncSession, *, actor: Actor, complaint_id:
                            reason: str | None) -> Complaint:
     text = _reason(reason)
     c = await _locked(session, actor=actor, complaint_id=complaint_id, expected_version=expected_version,
-                      op=Op.REJECT_COMPLAINT, allowed=frozenset({S.NEW, S.RETURNED, S.VERIFIED, S.IN_PROGRESS}))
+                      op=Op.REJECT_COMPLAINT,
+                      allowed=frozenset({S.NEW, S.RETURNED, S.VERIFIED, S.IN_PROGRESS, S.REFERRED}))
     await _require_no_open_referrals(session, c)
     return await _apply(session, c, actor=actor, kind=EventKind.COMPLAINT_REJECTED, status=S.REJECTED.value,
                         decision=text, closed_at=func.now())

@@ -18,7 +18,7 @@ import re
 from domain.enums import NikStatus, Sex
 from domain.errors import DomainError
 
-_DIGITS16 = re.compile(r"^\d{16}$")
+_DIGITS16 = re.compile(r"[0-9]{16}")
 
 
 class NikError(DomainError):
@@ -26,7 +26,7 @@ class NikError(DomainError):
 
 
 def is_placeholder(number: str) -> bool:
-    return bool(_DIGITS16.match(number)) and len(set(number)) == 1
+    return bool(_DIGITS16.fullmatch(number)) and len(set(number)) == 1
 
 
 def normalise(number: str) -> str:
@@ -45,7 +45,7 @@ def validate_nik(
 ) -> NikStatus:
     """Check a NIK against the member's region, birth date and sex; raise :class:`NikError` on the
     first broken rule (each with its own ``code``)."""
-    if not _DIGITS16.match(number):
+    if not _DIGITS16.fullmatch(number):
         raise NikError("a NIK has exactly 16 digits", field=field, code="INVALID_NIK_FORMAT")
     if is_placeholder(number):
         return NikStatus.PLACEHOLDER
@@ -78,7 +78,7 @@ def validate_nik(
 
 def validate_kk(number: str, *, field: str = "number") -> None:
     """A No. KK is 16 digits of which the first six are a region code; placeholders are not accepted."""
-    if not _DIGITS16.match(number):
+    if not _DIGITS16.fullmatch(number):
         raise DomainError("a family card number (No. KK) has exactly 16 digits", field=field,
                           code="INVALID_KK_FORMAT")
     if is_placeholder(number) or number[:2] == "00" or number[2:4] == "00" or number[4:6] == "00":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +86,7 @@ def _text(value: str | None, *, field: str, limit: int, required: bool = True) -
 
 
 def _rt_rw(value: str | None, *, field: str) -> list[DomainError]:
-    if value is not None and not (value.isdigit() and 1 <= len(value) <= 3):
+    if value is not None and not re.fullmatch(r"[0-9]{1,3}", value):
         return [DomainError("RT/RW is a number of up to 3 digits", field=field, code="INVALID_RT_RW")]
     return []
 

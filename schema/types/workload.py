@@ -32,3 +32,11 @@ class ChangesPage:
     end_cursor: str = strawberry.field(description="Store it and pass it as `after` next time; nothing before it "
                                        "will ever appear later.")
     has_more: bool = strawberry.field(description="Whether more events follow right away.")
+
+
+@strawberry.type(description="The workload board of a region, pushed by `workloadChanged`.")
+class WorkloadUpdate:
+    region_code: str | None = strawberry.field(description="The region asked for (null: your whole area).")
+    cursor: str | None = strawberry.field(description="The last case event these figures include (null for the "
+                                          "first push).")
+    entries: list[WorkloadEntry] = strawberry.field(description="Per facilitator and officer, busiest first.")

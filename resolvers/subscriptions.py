@@ -1,0 +1,97 @@
+"""caseEvents, intake, workloadChanged, myAssignments: thin generators over :mod:`subscriptions.streams`.
+
+Each event is resolved in a short unit of work of its own (the previous one is closed before the next
+event is produced), never one session held for the life of the socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+from domain.complaints import queries as complaints
+from domain.errors import NotFound
+from domain.events import EventKind
+from domain.regions import covers, is_valid_code
+from resolvers.common import Info, optional_pk
+from schema import inputs
+from schema.types.events import CaseEvent
+from schema.types.workload import WorkloadEntry, WorkloadUpdate
+from subscriptions import streams
+from subscriptions.hub import EventRecord
+
+INTAKE_KINDS = frozenset({EventKind.HOUSEHOLD_REGISTERED.value, EventKind.COMPLAINT_FILED.value,
+                          EventKind.COMPLAINT_RESUBMITTED.value})
+WORKLOAD_INTERVAL = 1.0
+
+
+def _region(code: str | None) -> str | None:
+    if code is not None and not is_valid_code(code):
+        raise NotFound("not a Kemendagri region code", field="regionCode", code="INVALID_REGION_CODE")
+    return code
+
+
+async def case_events(info: Info, filter: inputs.CaseEventFilter | None,
+                      after: str | None) -> AsyncGenerator[CaseEvent, None]:
+    ctx = info.context
+    actor = ctx.require_actor()
+    f = filter or inputs.CaseEventFilter()
+    region = _region(f.region_code)
+    kinds = {k.value for k in f.kinds or []}
+    complaint_id = optional_pk(f.complaint_id, "Complaint", field="filter.complaintId")
+    household_id = optional_pk(f.household_id, "Household", field="filter.householdId")
+
+    def accept(e: EventRecord) -> bool:
+        return ((region is None or covers(region, e.region_code)) and (not kinds or e.kind in kinds)
+                and (complaint_id is None or e.complaint_id == complaint_id)
+                and (household_id is None or e.household_id == household_id))
+
+    async for record in streams.events(ctx.services, actor, accept, streams.parse_cursor(after)):
+        await ctx.finish(success=True)
+        yield CaseEvent.from_row(record)
+
+
+async def intake(info: Info, region_code: str | None, after: str | None) -> AsyncGenerator[CaseEvent, None]:
+    ctx = info.context
+    actor = ctx.require_actor()
+    region = _region(region_code)
+
+    def accept(e: EventRecord) -> bool:
+        return e.kind in INTAKE_KINDS and (region is None or covers(region, e.region_code))
+
+    async for record in streams.events(ctx.services, actor, accept, streams.parse_cursor(after)):
+        await ctx.finish(success=True)
+        yield CaseEvent.from_row(record)
+
+
+async def my_assignments(info: Info, after: str | None) -> AsyncGenerator[CaseEvent, None]:
+    ctx = info.context
+    actor = ctx.require_actor()
+
+    def accept(e: EventRecord) -> bool:
+        return e.complaint_id is not None and actor.id in (e.data.get("assigneeId"), e.data.get("previousAssigneeId"))
+
+    async for record in streams.events(ctx.services, actor, accept, streams.parse_cursor(after)):
+        await ctx.finish(success=True)
+        yield CaseEvent.from_row(record)
+
+
+async def workload_changed(info: Info, region_code: str | None) -> AsyncGenerator[WorkloadUpdate, None]:
+    """The workload board now, then again whenever complaints in the region change (at most once a second)."""
+    ctx = info.context
+    actor = ctx.require_actor()
+    region = _region(region_code)
+
+    async def figures(cursor: int | None) -> WorkloadUpdate:
+        async with ctx.db() as session:
+            rows = await complaints.workload(session, actor=actor, region_code=region)
+        await ctx.finish(success=True)
+        return WorkloadUpdate(region_code=region, cursor=str(cursor) if cursor is not None else None,
+                              entries=[WorkloadEntry.from_row(r) for r in rows])
+
+    def accept(e: EventRecord) -> bool:
+        return e.complaint_id is not None and (region is None or covers(region, e.region_code))
+
+    source = streams.events(ctx.services, actor, accept, None)
+    yield await figures(None)
+    async for cursor in streams.coalesced(source, interval=WORKLOAD_INTERVAL):
+        yield await figures(cursor)

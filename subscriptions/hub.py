@@ -1,0 +1,184 @@
+"""The per-process event hub: reads each batch of new case events once and fans it out to every local
+subscriber whose filter (scope included) accepts it.
+
+Wake-ups arrive through broadcaster (a message with event ids); they only say "look now". The hub reads
+``case_events WHERE id > position`` itself, so a lost or duplicated wake-up costs nothing but delay, and it
+also looks every ``poll_interval`` seconds on its own. Event ids follow commit order (see
+:mod:`domain.events`), so reading after the last id seen never skips an event.
+
+Each subscriber has a bounded queue. One that cannot keep up is cut off with the cursor of the last
+event it was given, to resume from, instead of growing the server's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from broadcaster import Broadcast
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from domain.events import CaseEvent, latest_event_id
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "rujuk_case_events"
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """An immutable copy of one case event: what travels to subscribers (never an ORM object)."""
+
+    id: int
+    kind: str
+    occurred_at: dt.datetime
+    region_code: str
+    household_id: int | None
+    complaint_id: int | None
+    referral_id: int | None
+    actor_id: int | None
+    data: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, row: CaseEvent) -> EventRecord:
+        return cls(id=row.id, kind=row.kind, occurred_at=row.occurred_at, region_code=row.region_code,
+                   household_id=row.household_id, complaint_id=row.complaint_id, referral_id=row.referral_id,
+                   actor_id=row.actor_id, data=dict(row.data))
+
+
+Predicate = Callable[[EventRecord], bool]
+
+
+class SlowConsumer(Exception):
+    """The subscriber's queue overflowed; it should resume after the last event it took."""
+
+
+class Listener:
+    """One subscriber's place at the hub. Gets every accepted event with an id above ``start``."""
+
+    def __init__(self, predicate: Predicate, *, start: int, maxsize: int) -> None:
+        self.predicate = predicate
+        self.start = start
+        self._queue: asyncio.Queue[EventRecord | None] = asyncio.Queue(maxsize=maxsize)
+        self.overflowed = False
+
+    def offer(self, record: EventRecord) -> None:
+        if self.overflowed or not self.predicate(record):
+            return
+        try:
+            self._queue.put_nowait(record)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            # drop what is queued: the subscriber resumes from the log after what it has already taken
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._queue.put_nowait(None)
+
+    async def get(self, wait: float | None = None) -> EventRecord | None:
+        """The next event, or ``None`` after ``wait`` seconds without one. Raises :class:`SlowConsumer`."""
+        try:
+            record = await asyncio.wait_for(self._queue.get(), wait)
+        except TimeoutError:
+            return None
+        if record is None:
+            raise SlowConsumer
+        return record
+
+
+class EventHub:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], broadcast: Broadcast, *,
+                 poll_interval: float = 2.0, batch: int = 1000, queue_size: int = 1000) -> None:
+        self._sessionmaker = sessionmaker
+        self._broadcast = broadcast
+        self.poll_interval = poll_interval
+        self.batch = batch
+        self.queue_size = queue_size
+        self.position = 0
+        self.reads = 0
+        self._listeners: set[Listener] = set()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._read_lock = asyncio.Lock()
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._listeners)
+
+    async def start(self) -> None:
+        async with self._sessionmaker() as session:
+            self.position = await latest_event_id(session)
+        self._tasks = [asyncio.create_task(self._wake_ups(), name="event-hub-wake-ups"),
+                       asyncio.create_task(self._run(), name="event-hub")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for listener in list(self._listeners):
+            listener.overflowed = True
+            with contextlib.suppress(asyncio.QueueFull):
+                listener._queue.put_nowait(None)
+
+    def register(self, predicate: Predicate) -> Listener:
+        listener = Listener(predicate, start=self.position, maxsize=self.queue_size)
+        self._listeners.add(listener)
+        return listener
+
+    def unregister(self, listener: Listener) -> None:
+        self._listeners.discard(listener)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _wake_ups(self) -> None:
+        while True:
+            try:
+                async with self._broadcast.subscribe(CHANNEL) as subscriber:
+                    while True:
+                        await subscriber.get()
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep listening; the poll covers the gap
+                log.exception("event hub: wake-up subscription failed; retrying")
+                await asyncio.sleep(1)
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+            self._wake.clear()
+            try:
+                await self.catch_up()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be away for a moment; the next round retries
+                log.warning("event hub: reading new events failed; retrying", exc_info=True)
+                await asyncio.sleep(min(self.poll_interval, 1.0))
+
+    async def catch_up(self) -> int:
+        """Read every event after the current position (in batches) and fan it out; returns how many."""
+        async with self._read_lock:
+            total = 0
+            while True:
+                async with self._sessionmaker() as session:
+                    rows = list(await session.scalars(
+                        select(CaseEvent).where(CaseEvent.id > self.position).order_by(CaseEvent.id)
+                        .limit(self.batch)))
+                self.reads += 1
+                for row in rows:
+                    record = EventRecord.of(row)
+                    for listener in list(self._listeners):
+                        listener.offer(record)
+                    self.position = record.id
+                total += len(rows)
+                if len(rows) < self.batch:
+                    return total
