@@ -11,7 +11,7 @@ from domain import lookups
 from domain.complaints import queries as complaints
 from domain.enums import ComplaintKind, ComplaintStatus, Priority, ReferralStatus, Role, Sector, SlaState
 from domain.events import CaseEvent as CaseEventRow
-from domain.events import read_changes
+from domain.events import latest_event_id, read_changes
 from domain.households import queries as households
 from domain.numbers import bigint
 from domain.paging import Page, check_first
@@ -182,6 +182,10 @@ async def staff(info: Info, region_code: str | None = None, roles: list[Role] | 
     wanted = [Role(r).value for r in roles] if roles else None
     rows = await read(info, lambda s, a: lookups.list_staff(s, actor=a, region_code=region_code, roles=wanted))
     return [Staff.from_row(r) for r in rows]
+
+
+async def latest_cursor(info: Info) -> str:
+    return str(await read(info, lambda s, a: latest_event_id(s)))
 
 
 async def changes(info: Info, after: str | None = None, first: int | None = None) -> ChangesPage:

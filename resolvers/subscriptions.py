@@ -46,7 +46,7 @@ async def case_events(info: Info, filter: inputs.CaseEventFilter | None,
                 and (household_id is None or e.household_id == household_id))
 
     async for record in streams.events(ctx.services, actor, accept, streams.parse_cursor(after)):
-        await ctx.finish(success=True)
+        await ctx.next_unit()
         yield CaseEvent.from_row(record)
 
 
@@ -59,7 +59,7 @@ async def intake(info: Info, region_code: str | None, after: str | None) -> Asyn
         return e.kind in INTAKE_KINDS and (region is None or covers(region, e.region_code))
 
     async for record in streams.events(ctx.services, actor, accept, streams.parse_cursor(after)):
-        await ctx.finish(success=True)
+        await ctx.next_unit()
         yield CaseEvent.from_row(record)
 
 
@@ -71,7 +71,7 @@ async def my_assignments(info: Info, after: str | None) -> AsyncGenerator[CaseEv
         return e.complaint_id is not None and actor.id in (e.data.get("assigneeId"), e.data.get("previousAssigneeId"))
 
     async for record in streams.events(ctx.services, actor, accept, streams.parse_cursor(after)):
-        await ctx.finish(success=True)
+        await ctx.next_unit()
         yield CaseEvent.from_row(record)
 
 
@@ -82,9 +82,9 @@ async def workload_changed(info: Info, region_code: str | None) -> AsyncGenerato
     region = _region(region_code)
 
     async def figures(cursor: int | None) -> WorkloadUpdate:
+        await ctx.next_unit()
         async with ctx.db() as session:
             rows = await complaints.workload(session, actor=actor, region_code=region)
-        await ctx.finish(success=True)
         return WorkloadUpdate(region_code=region, cursor=str(cursor) if cursor is not None else None,
                               entries=[WorkloadEntry.from_row(r) for r in rows])
 

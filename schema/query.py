@@ -32,6 +32,8 @@ class ComplaintOrder(Enum):
         "updated", description="Least recently changed first (default with `updatedAfter`): for incremental pulls."
     )
     SLA_DUE = strawberry.enum_value("sla_due", description="Soonest service-level deadline first.")
+    RECENT = strawberry.enum_value("recent", description="Most recently filed first, by filing time (for "
+                                   "intake collected offline, the time it reached the server).")
 
 
 @strawberry.type(description="Reading households, complaints, referrals and their context.")
@@ -117,6 +119,13 @@ class Query:
         roles: Annotated[list[Role] | None, A(description="Only these roles.")] = None,
     ) -> list[Staff]:
         return await q.staff(info, region_code, roles)
+
+    @strawberry.field(
+        description="Cursor of the newest case event: load a page, then subscribe with `after:` it to miss "
+        "nothing that happens in between."
+    )
+    async def latest_cursor(self, info: Info) -> str:
+        return await q.latest_cursor(info)
 
     @strawberry.field(
         description="The case event log in your area after a cursor, for incremental sync: store "

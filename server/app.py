@@ -27,6 +27,7 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
+from console.routes import CONSOLE_HEADER, SESSION_COOKIE, console_routes
 from domain.crypto import PersonalDataCipher
 from domain.errors import DomainError
 from domain.staff.service import active_staff, actor_of
@@ -69,7 +70,19 @@ class RujukGraphQL(GraphQL[Context, None]):
         header = request.headers.get("authorization", "")
         if header:
             await self._authenticate(ctx, header)
+        elif (cookie := request.cookies.get(SESSION_COOKIE)) and self._console_request(request):
+            await self._authenticate(ctx, f"Bearer {cookie}")
         return ctx
+
+    @staticmethod
+    def _console_request(request: Request | WebSocket) -> bool:
+        """The session cookie counts only for the console's own pages: a same-origin ``Origin`` and, over
+        HTTP, the console's header (which a cross-site form or image cannot send without a CORS preflight)."""
+        origin = request.headers.get("origin")
+        host = request.headers.get("host", "")
+        if origin not in {f"http://{host}", f"https://{host}"}:
+            return False
+        return isinstance(request, WebSocket) or request.headers.get(CONSOLE_HEADER) == "1"
 
     async def on_ws_connect(self, context: Context) -> UnsetType | None | dict[str, object]:
         """Authenticate a WebSocket in ``connection_init``: ``{"authorization": "Bearer <token>"}``. A socket
@@ -79,6 +92,7 @@ class RujukGraphQL(GraphQL[Context, None]):
         if isinstance(params.get("token"), str):
             credential = f"Bearer {params['token']}"
         if isinstance(credential, str) and credential:
+            context.actor = None
             await self._authenticate(context, credential)
         if context.actor is None:
             raise ConnectionRejectionError({"reason": "authenticate with a valid token in connection_init"})
@@ -178,7 +192,12 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None,
         return JSONResponse({"ready": migrated, "database": True, "migrations": migrated},
                             status_code=200 if migrated else 503)
 
+    def services() -> Services:
+        runtime: Runtime = state["runtime"]
+        return runtime.services
+
     routes = [
+        *console_routes(services),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/graphql", graphql, methods=["GET", "POST"]),

@@ -130,6 +130,13 @@ class Context:
             return None
         return self.request.client.host
 
+    async def next_unit(self) -> None:
+        """Commit this task's unit and open a fresh one right away, in this task, so the fields resolved
+        next (which graphql-core spreads over child tasks) all share it. Subscriptions call this before
+        producing each event."""
+        await self.finish(success=True)
+        self.unit  # noqa: B018
+
     async def _audit_reads(self, session: AsyncSession, unit: Unit) -> None:
         if unit.personal_data_reads:
             await audit(session, actor=self.actor, action="READ_PERSONAL_DATA", entity_type="Member", entity_id=None,

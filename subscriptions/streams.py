@@ -10,6 +10,7 @@ deactivated account or a changed scope ends the stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -132,6 +133,9 @@ async def coalesced(source: AsyncIterator[EventRecord], *, interval: float) -> A
     finally:
         if next_event is not None:
             next_event.cancel()
+            # the source is still inside __anext__ until the cancellation lands; only then can it be closed
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await next_event
         close = getattr(iterator, "aclose", None)
         if close is not None:
             await close()

@@ -299,6 +299,7 @@ async def live_world(live_engine: AsyncEngine) -> LiveWorld:
         staff = {}
         for name, role, region in [
             ("manager", Role.MANAGER, f"{p}.74"), ("sup_a", Role.SUPERVISOR, f"{p}.74.01"),
+            ("sup_a2", Role.SUPERVISOR, f"{p}.74.01"),
             ("sup_b", Role.SUPERVISOR, f"{p}.74.02"), ("fac_a1", Role.FACILITATOR, f"{p}.74.01.1001"),
             ("fac_a1b", Role.FACILITATOR, f"{p}.74.01.1001"), ("fac_a2", Role.FACILITATOR, f"{p}.74.01.1002"),
             ("fac_b1", Role.FACILITATOR, f"{p}.74.02.1001"),

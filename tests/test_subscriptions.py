@@ -466,3 +466,16 @@ async def test_graceful_shutdown_closes_sockets_with_a_reconnect_code(live_datab
         assert ws.conn.close_code in {1001, 1012}
     finally:
         server.stop()
+
+
+async def test_no_session_is_left_open(pg_pair: tuple[ServerProcess, ServerProcess], live_database_url: str) -> None:
+    """After all the subscribing, dropping and resuming above, no server holds a transaction open."""
+    await asyncio.sleep(1.5)
+    conn = await asyncpg.connect(live_database_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        stuck = await conn.fetch("SELECT pid, left(query, 80) AS query FROM pg_stat_activity "
+                                 "WHERE application_name = 'rujuk' AND state = 'idle in transaction' "
+                                 "AND state_change < now() - interval '1 second'")
+    finally:
+        await conn.close()
+    assert [dict(r) for r in stuck] == []

@@ -28,6 +28,8 @@ class Complaint(Base):
         Index("ix_complaints_assignee_open", "assignee_id", "sla_due_at",
               postgresql_where=text("status IN ('NEW', 'RETURNED', 'VERIFIED', 'IN_PROGRESS', 'REFERRED')")),
         Index("ix_complaints_updated", "updated_at", "id"),
+        Index("ix_complaints_created", "created_at", "id"),
+        Index("ix_complaints_sla_due", "sla_due_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Identity(), primary_key=True)

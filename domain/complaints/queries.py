@@ -26,7 +26,8 @@ NEWEST = Ordering("newest", (Complaint.id,), descending=True)
 OLDEST = Ordering("oldest", (Complaint.id,), descending=False)
 UPDATED = Ordering("updated", (Complaint.updated_at, Complaint.id), descending=False)
 SLA_DUE = Ordering("sla_due", (Complaint.sla_due_at, Complaint.id), descending=False)
-ORDERINGS = {o.name: o for o in (NEWEST, OLDEST, UPDATED, SLA_DUE)}
+RECENT = Ordering("recent", (Complaint.created_at, Complaint.id), descending=True)
+ORDERINGS = {o.name: o for o in (NEWEST, OLDEST, UPDATED, SLA_DUE, RECENT)}
 
 
 @dataclass(slots=True)

@@ -39,9 +39,9 @@ class TokenSigner:
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
 
-    def issue(self, staff_id: int, kind: Kind, *, now: float | None = None) -> str:
+    def issue(self, staff_id: int, kind: Kind, *, now: float | None = None, ttl: int | None = None) -> str:
         now = time.time() if now is None else now
-        ttl = self.access_ttl if kind == "access" else self.refresh_ttl
+        ttl = ttl if ttl is not None else self.access_ttl if kind == "access" else self.refresh_ttl
         body = _b64(json.dumps({"sub": staff_id, "typ": kind, "exp": int(now) + ttl}).encode())
         return f"{body}.{self._sign(body)}"
 

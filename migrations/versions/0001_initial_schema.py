@@ -355,6 +355,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_complaints_status_id", "complaints", ["status", "id"], unique=False)
     op.create_index("ix_complaints_updated", "complaints", ["updated_at", "id"], unique=False)
+    op.create_index("ix_complaints_created", "complaints", ["created_at", "id"], unique=False)
+    op.create_index("ix_complaints_sla_due", "complaints", ["sla_due_at", "id"], unique=False)
     op.create_table(
         "assignments",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
@@ -439,6 +441,8 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_assignments_complaint_id"), table_name="assignments")
     op.drop_table("assignments")
     op.drop_index("ix_complaints_updated", table_name="complaints")
+    op.drop_index("ix_complaints_created", table_name="complaints")
+    op.drop_index("ix_complaints_sla_due", table_name="complaints")
     op.drop_index("ix_complaints_status_id", table_name="complaints")
     op.drop_index(
         "ix_complaints_region_code_pattern",
