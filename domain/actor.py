@@ -76,6 +76,12 @@ class Actor:
     username: str
     #: roots of the region subtrees this actor works in; ``None`` is the whole country (admins)
     regions: tuple[str, ...] | None
+    #: program codes a partner key is limited to (complaints and referrals); ``None``: no such limit
+    programs: frozenset[str] | None = None
+    #: a partner key granted personal data (NIK, No. KK, names, addresses)
+    personal_data_grant: bool = False
+    #: the API key this actor authenticated with, if any
+    key_id: int | None = None
 
     @property
     def region_code(self) -> str | None:
@@ -107,7 +113,7 @@ class Actor:
 
     @property
     def sees_personal_data(self) -> bool:
-        return self.may(Op.READ_PERSONAL_DATA)
+        return self.may(Op.READ_PERSONAL_DATA) or self.personal_data_grant
 
 
 def require_actor(actor: Actor | None) -> Actor:

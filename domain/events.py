@@ -25,6 +25,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     func,
+    or_,
     select,
     text,
 )
@@ -183,6 +184,12 @@ async def read_changes(session: AsyncSession, *, actor: Actor, after: str | None
     if until is not None:
         stmt = stmt.where(CaseEvent.id <= until)
     stmt = actor.restrict(stmt, CaseEvent.region_code)
+    if actor.programs is not None:
+        from domain.complaints.models import Complaint
+        from domain.complaints.queries import in_programs
+
+        stmt = stmt.where(or_(CaseEvent.complaint_id.is_(None),
+                              CaseEvent.complaint_id.in_(select(Complaint.id).where(in_programs(actor.programs)))))
     rows = list(await session.scalars(stmt))
     has_more = len(rows) > first
     rows = rows[:first]

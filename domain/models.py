@@ -7,9 +7,9 @@ from domain.households.models import FamilyCard, Household, Member
 from domain.programs import Program
 from domain.referrals.models import Referral
 from domain.regions import Region
-from domain.staff.models import Staff
+from domain.staff.models import ApiKey, Staff
 
 __all__ = [
-    "Assignment", "AuditEntry", "Base", "CaseEvent", "Complaint", "FamilyCard", "Household",
+    "ApiKey", "Assignment", "AuditEntry", "Base", "CaseEvent", "Complaint", "FamilyCard", "Household",
     "IdempotencyKey", "Member", "Program", "Referral", "Region", "Staff",
 ]

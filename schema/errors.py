@@ -67,6 +67,7 @@ DESCRIPTIONS: dict[str, str] = {
     "WEAK_PASSWORD": "Passwords have at least 8 characters.",
     "USERNAME_TAKEN": "The username is taken.",
     "INVALID_CURSOR": "Not a cursor of this list.",
+    "OUT_OF_SCOPE": "Outside the regions the account may cover.",
     "INVALID_PAGE_SIZE": "`first` is out of range.",
 }
 
@@ -150,13 +151,21 @@ class ReferralErrorCode(Enum):
     CONSENT_REQUIRED = _v("CONSENT_REQUIRED")
 
 
-@strawberry.enum(description="Error codes of login and token refresh.")
+@strawberry.enum(description="Error codes of login, token refresh and account administration.")
 class AuthErrorCode(Enum):
     INVALID_CREDENTIALS = _v("INVALID_CREDENTIALS")
     INVALID_TOKEN = _v("INVALID_TOKEN")
     TOKEN_EXPIRED = _v("TOKEN_EXPIRED")
     UNAUTHENTICATED = _v("UNAUTHENTICATED")
+    FORBIDDEN = _v("FORBIDDEN")
+    NOT_FOUND = _v("NOT_FOUND")
+    INVALID = _v("INVALID")
+    INVALID_ID = _v("INVALID_ID")
     REQUIRED = _v("REQUIRED")
+    INVALID_USERNAME = _v("INVALID_USERNAME")
+    WEAK_PASSWORD = _v("WEAK_PASSWORD")
+    USERNAME_TAKEN = _v("USERNAME_TAKEN")
+    OUT_OF_SCOPE = _v("OUT_OF_SCOPE")
 
 
 @strawberry.type

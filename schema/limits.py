@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    VariableNode,
+)
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -20,8 +33,10 @@ MAX_ALIASES = 30
 MAX_TOKENS = 4000
 
 
-def limit_extensions(*, production: bool) -> list[Callable[[], SchemaExtension]]:
+def limit_extensions(*, production: bool, default_page: int = 50,
+                     max_page: int = 1000) -> list[Callable[[], SchemaExtension]]:
     extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: CostLimiter(max_cost=MAX_COST, default_page=default_page, max_page=max_page),
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
@@ -31,3 +46,86 @@ def limit_extensions(*, production: bool) -> list[Callable[[], SchemaExtension]]
     if production:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return extensions
+
+
+#: the most an operation may cost: every field counts 1, and everything below a list counts once per item it
+#: may return (``first`` of a connection, else an estimate)
+MAX_COST = 200_000
+LIST_ESTIMATE = 10
+
+
+class _OutOfRange(Exception):
+    """A ``first`` the resolver will refuse anyway (INVALID_PAGE_SIZE, the clearer answer)."""
+
+
+def operation_cost(document: DocumentNode, variables: Mapping[str, Any] | None, default_page: int,
+                   max_page: int = 1000) -> int | None:
+    """The estimated cost, or ``None`` when a page size is out of range (that error is reported instead)."""
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    variables = variables or {}
+
+    def first_of(field: FieldNode) -> int | None:
+        for argument in field.arguments or ():
+            if argument.name.value != "first":
+                continue
+            value = argument.value
+            if isinstance(value, IntValueNode):
+                return int(value.value)
+            if isinstance(value, VariableNode):
+                given = variables.get(value.name.value)
+                return int(given) if isinstance(given, int) else default_page
+        return None
+
+    def cost(selections: SelectionSetNode | None, seen: frozenset[str]) -> int:
+        total = 0
+        for selection in selections.selections if selections else ():
+            if isinstance(selection, FieldNode):
+                children = cost(selection.selection_set, seen)
+                first = first_of(selection)
+                name = selection.name.value
+                if first is not None and not 1 <= first <= max_page:
+                    raise _OutOfRange
+                if first is not None or name in {"edges"}:
+                    multiplier = 1 if name == "edges" else max(first or default_page, 1)
+                elif selection.selection_set is not None and name in LIST_FIELDS:
+                    multiplier = LIST_ESTIMATE
+                else:
+                    multiplier = 1
+                total += 1 + multiplier * children
+            elif isinstance(selection, InlineFragmentNode):
+                total += cost(selection.selection_set, seen)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name in fragments and name not in seen:
+                    total += cost(fragments[name].selection_set, seen | {name})
+        return total
+
+    try:
+        return sum(cost(d.selection_set, frozenset()) for d in document.definitions
+                   if isinstance(d, OperationDefinitionNode))
+    except _OutOfRange:
+        return None
+
+
+#: fields that return lists without a ``first`` argument
+LIST_FIELDS = frozenset({"members", "familyCards", "complaints", "referrals", "assignmentHistory", "timeline",
+                         "children", "workload", "regions", "programs", "staff", "entries", "events", "apiKeys"})
+
+
+class CostLimiter(SchemaExtension):
+    """Refuses, before execution, an operation whose estimated cost is over the budget."""
+
+    def __init__(self, *, max_cost: int, default_page: int, max_page: int) -> None:
+        self.max_cost = max_cost
+        self.default_page = default_page
+        self.max_page = max_page
+
+    def on_execute(self) -> Iterator[None]:
+        document = self.execution_context.graphql_document
+        if document is not None:
+            spent = operation_cost(document, self.execution_context.variables, self.default_page, self.max_page)
+            if spent is not None and spent > self.max_cost:
+                raise GraphQLError(f"the operation would cost {spent}, over the limit of {self.max_cost}: ask for "
+                                   "smaller pages or fewer nested lists",
+                                   extensions={"code": "COST_LIMIT_EXCEEDED", "cost": spent, "limit": self.max_cost})
+        yield

@@ -6,9 +6,16 @@ from typing import Annotated
 
 import strawberry
 
-from resolvers import auth, complaints, households, referrals
+from resolvers import admin, auth, complaints, households, referrals
 from schema import inputs
 from schema import payloads as p
+from schema.types.admin import (
+    CreateApiKeyInput,
+    CreateApiKeyPayload,
+    CreateUserInput,
+    CreateUserPayload,
+    RevokeApiKeyPayload,
+)
 from server.context import Context
 
 Info = strawberry.Info[Context, None]
@@ -161,3 +168,17 @@ class Mutation:
         self, info: Info, input: Annotated[inputs.CompleteReferralInput, INPUT]
     ) -> p.ReferralPayload:
         return await referrals.complete_referral(info, input)
+
+    @M(description="Create a staff or partner account (admins).")
+    async def create_user(self, info: Info, input: Annotated[CreateUserInput, INPUT]) -> CreateUserPayload:
+        return await admin.create_user(info, input)
+
+    @M(description="Create an API key for a partner account (admins); the key is returned once.")
+    async def create_api_key(self, info: Info, input: Annotated[CreateApiKeyInput, INPUT]) -> CreateApiKeyPayload:
+        return await admin.create_api_key(info, input)
+
+    @M(description="Revoke an API key at once (admins).")
+    async def revoke_api_key(
+        self, info: Info, id: Annotated[strawberry.ID, A(description="Global id of the key.")]
+    ) -> RevokeApiKeyPayload:
+        return await admin.revoke_api_key(info, id)

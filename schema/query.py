@@ -7,10 +7,12 @@ from typing import Annotated, cast
 
 import strawberry
 
+from resolvers import admin
 from resolvers import queries as q
 from schema import inputs
 from schema.enums import Role
 from schema.relay import Connection, Node
+from schema.types.admin import ApiKey, AuditPage
 from schema.types.complaints import Complaint
 from schema.types.households import Household
 from schema.types.reference import Program, Region, Staff
@@ -140,3 +142,19 @@ class Query:
         first: Annotated[int | None, A(description=FIRST)] = None,
     ) -> ChangesPage:
         return await q.changes(info, after, first)
+
+    @strawberry.field(description="Partner API keys (admins).")
+    async def api_keys(self, info: Info) -> list[ApiKey]:
+        return await admin.list_api_keys(info)
+
+    @strawberry.field(description="The audit log, newest first (admins): changes with their origin, and every "
+                      "read of unmasked personal data.")
+    async def audit_log(
+        self,
+        info: Info,
+        actor_id: Annotated[strawberry.ID | None, A(description="Only this staff member's entries.")] = None,
+        action: Annotated[str | None, A(description="Only this action.")] = None,
+        before: Annotated[str | None, A(description="Entries older than this entry id.")] = None,
+        first: Annotated[int | None, A(description="Page size (default 100, at most 500).")] = None,
+    ) -> AuditPage:
+        return await admin.audit_log(info, actor_id, action, before, first)

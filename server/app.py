@@ -30,11 +30,13 @@ from strawberry.types.unset import UNSET, UnsetType
 from console.routes import CONSOLE_HEADER, SESSION_COOKIE, console_routes
 from domain.crypto import PersonalDataCipher
 from domain.errors import DomainError
+from domain.staff.api_keys import authenticate_key, looks_like_key
 from domain.staff.service import active_staff, actor_of
 from domain.staff.tokens import TokenSigner
 from schema import build_schema
 from server import db
 from server.context import Context, Services
+from server.middleware import BodyLimit, RateLimit, RequestId
 from server.settings import Settings
 from server.simulator import run as run_simulator
 from subscriptions.backends import make_broadcast
@@ -66,8 +68,10 @@ class RujukGraphQL(GraphQL[Context, None]):
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         runtime: Runtime = self._state["runtime"]
         ctx = Context(services=runtime.services, request=request,
-                      request_id=request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex[:16])
+                      request_id=request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex[:16])
         header = request.headers.get("authorization", "")
+        if not header and (api_key := request.headers.get("x-api-key")):
+            header = f"Bearer {api_key}"
         if header:
             await self._authenticate(ctx, header)
         elif (cookie := request.cookies.get(SESSION_COOKIE)) and self._console_request(request):
@@ -106,7 +110,12 @@ class RujukGraphQL(GraphQL[Context, None]):
         try:
             if scheme.lower() != "bearer" or not token:
                 raise DomainError("use 'Authorization: Bearer <token>'", code="INVALID_TOKEN")
-            claims = services.signer.verify(token.strip(), "access")
+            token = token.strip()
+            if looks_like_key(token):
+                async with services.sessionmaker() as session:
+                    ctx.actor = await authenticate_key(session, credential=token)
+                return
+            claims = services.signer.verify(token, "access")
             async with services.sessionmaker() as session:
                 ctx.actor = actor_of(await active_staff(session, staff_id=claims.staff_id))
         except DomainError as exc:
@@ -129,6 +138,8 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None,
                sessionmaker: async_sessionmaker[AsyncSession] | None = None) -> Starlette:
     """The app. Tests may hand in their own engine and sessionmaker (e.g. bound to one connection)."""
     state: dict[str, Any] = {}
+    signer = TokenSigner(settings.secret_key, access_ttl=settings.token_ttl_seconds,
+                         refresh_ttl=settings.refresh_ttl_seconds)
     task_log = logging.getLogger("strawberry.ws.task")
     if _client_gone not in task_log.filters:
         task_log.addFilter(_client_gone)
@@ -150,10 +161,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None,
             await broadcast.publish(CHANNEL, json.dumps({"ids": [e[0] for e in events]}))
 
         services = Services(settings=settings, sessionmaker=sessionmaker or db.make_sessionmaker(eng),
-                            cipher=PersonalDataCipher(settings.pii_key),
-                            signer=TokenSigner(settings.secret_key, access_ttl=settings.token_ttl_seconds,
-                                               refresh_ttl=settings.refresh_ttl_seconds),
-                            publish=publish)
+                            cipher=PersonalDataCipher(settings.pii_key), signer=signer, publish=publish)
         hub = EventHub(services.sessionmaker, broadcast, poll_interval=settings.event_poll_seconds,
                        queue_size=settings.subscriber_queue_size)
         await hub.start()
@@ -203,7 +211,12 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None,
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
     ]
-    middleware = []
+    middleware = [
+        Middleware(RequestId),
+        Middleware(RateLimit, signer=signer, rate=settings.rate_limit, burst=settings.rate_burst,
+                   anonymous_rate=settings.anonymous_rate_limit, anonymous_burst=settings.anonymous_rate_burst),
+        Middleware(BodyLimit, limit=settings.max_body_bytes),
+    ]
     if settings.cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                                      allow_methods=["GET", "POST"], allow_headers=["authorization", "content-type"],

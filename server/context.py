@@ -142,7 +142,7 @@ class Context:
             await audit(session, actor=self.actor, action="READ_PERSONAL_DATA", entity_type="Member", entity_id=None,
                         detail={"members": sorted(unit.personal_data_reads)}, origin=self.origin)
 
-    async def finish(self, *, success: bool) -> None:
+    async def finish(self, *, success: bool, change: str | None = None) -> None:
         """End this task's unit: commit when it succeeded, roll back otherwise; publish its events after
         the commit. The next use of the context opens a fresh unit."""
         unit = _current.get()
@@ -157,6 +157,9 @@ class Context:
             if success:
                 await self._audit_reads(session, unit)
                 events = await write_events(session)
+                if events and change:
+                    await audit(session, actor=self.actor, action="CHANGE", entity_type="Operation", entity_id=None,
+                                detail={"operation": change, "events": [e[0] for e in events]}, origin=self.origin)
                 await session.commit()
             else:
                 await session.rollback()

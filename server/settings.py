@@ -60,6 +60,12 @@ class Settings:
     #: events buffered per subscriber before it is told to resume from its cursor
     subscriber_queue_size: int = 1000
     max_subscriptions_per_socket: int = 20
+    #: requests per second (and burst) per authenticated principal, and per address without credentials
+    rate_limit: float = 20.0
+    rate_burst: int = 60
+    anonymous_rate_limit: float = 5.0
+    anonymous_rate_burst: int = 20
+    max_body_bytes: int = 1_048_576
     #: seconds a WebSocket may take to send ``connection_init`` before it is closed with 4408
     ws_init_timeout_seconds: float = 10.0
     #: run the demo's facilitator simulator (``rujuk serve --demo`` turns it on)
@@ -118,6 +124,11 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         subscriber_queue_size=_int(env, "RUJUK_SUBSCRIBER_QUEUE_SIZE", 1000),
         max_subscriptions_per_socket=_int(env, "RUJUK_MAX_SUBSCRIPTIONS_PER_SOCKET", 20),
         ws_init_timeout_seconds=float(env.get("RUJUK_WS_INIT_TIMEOUT_SECONDS", "10")),
+        rate_limit=float(env.get("RUJUK_RATE_LIMIT", "20")),
+        rate_burst=_int(env, "RUJUK_RATE_BURST", 60),
+        anonymous_rate_limit=float(env.get("RUJUK_ANONYMOUS_RATE_LIMIT", "5")),
+        anonymous_rate_burst=_int(env, "RUJUK_ANONYMOUS_RATE_BURST", 20),
+        max_body_bytes=_int(env, "RUJUK_MAX_BODY_BYTES", 1_048_576),
     )
     settings.validate()
     return settings

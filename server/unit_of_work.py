@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 
-from graphql import GraphQLError
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 from strawberry.types import StreamExecutionResult
+from strawberry.types.graphql import OperationType
 
 from domain.errors import DomainError
 from server.context import Context
@@ -30,7 +31,22 @@ class UnitOfWork(SchemaExtension):
             success = result is not None and not getattr(result, "errors", None)
         finally:
             if isinstance(ctx, Context):
-                await ctx.finish(success=success)
+                await ctx.finish(success=success, change=self._mutation_fields())
+
+    def _mutation_fields(self) -> str | None:
+        """For a mutation, the root fields it ran (recorded with the events it wrote, in the audit log)."""
+        document = self.execution_context.graphql_document
+        if document is None:
+            return None
+        try:
+            if self.execution_context.operation_type is not OperationType.MUTATION:
+                return None
+        except RuntimeError:  # no single operation to run (the request already failed)
+            return None
+        fields = [selection.name.value for definition in document.definitions
+                  if isinstance(definition, OperationDefinitionNode)
+                  for selection in definition.selection_set.selections if isinstance(selection, FieldNode)]
+        return ",".join(fields)[:200] or None
 
 
 class ErrorPolicy(SchemaExtension):

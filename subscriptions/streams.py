@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 from domain.actor import Actor
+from domain.complaints.queries import complaints_by_ids
 from domain.errors import DomainError, Unauthenticated
 from domain.events import latest_event_id, read_changes
 from domain.numbers import cursor
@@ -68,6 +69,31 @@ async def _replay(services: Services, actor: Actor, accept: Predicate, after: in
 async def events(services: Services, actor: Actor, accept: Predicate,
                  after: int | None) -> AsyncIterator[EventRecord]:
     """Every event in the actor's scope that ``accept`` takes, after cursor ``after`` (or from now)."""
+    if actor.programs is not None:
+        narrowed = _program_limited(services, actor)
+        async for record in _events(services, actor, accept, after):
+            if await narrowed(record):
+                yield record
+        return
+    async for record in _events(services, actor, accept, after):
+        yield record
+
+
+def _program_limited(services: Services, actor: Actor) -> Callable[[EventRecord], Awaitable[bool]]:
+    """A partner key limited to programs sees a complaint's events only when the complaint concerns them."""
+
+    async def visible(record: EventRecord) -> bool:
+        if record.complaint_id is None:
+            return True
+        async with services.sessionmaker() as session:
+            found = await complaints_by_ids(session, actor=actor, ids=[record.complaint_id])
+        return bool(found)
+
+    return visible
+
+
+async def _events(services: Services, actor: Actor, accept: Predicate,
+                  after: int | None) -> AsyncIterator[EventRecord]:
     hub = services.hub
     if hub is None:
         raise RuntimeError("subscriptions need the event hub")

@@ -30,7 +30,9 @@ def free_port() -> int:
 def server(live_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("uvicorn") / "server.log"
-    env = {**os.environ, "RUJUK_DATABASE_URL": live_database_url, "RUJUK_ENV": "test"}
+    env = {**os.environ, "RUJUK_DATABASE_URL": live_database_url, "RUJUK_ENV": "test",
+           "RUJUK_RATE_LIMIT": "10000", "RUJUK_RATE_BURST": "10000", "RUJUK_ANONYMOUS_RATE_LIMIT": "10000",
+           "RUJUK_ANONYMOUS_RATE_BURST": "10000"}
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "server.asgi:app", "--port", str(port),
                                  "--host", "127.0.0.1"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -15,6 +15,8 @@ from domain.complaints.models import Assignment, Complaint
 from domain.enums import OPEN_COMPLAINT_STATUSES, ComplaintKind, ComplaintStatus, Priority, Sector, SlaState
 from domain.errors import NotFound
 from domain.paging import Ordering, Page, keyset, page_of
+from domain.programs import Program
+from domain.referrals.models import Referral
 from domain.regions import in_subtree
 from domain.staff.models import Staff
 
@@ -70,9 +72,18 @@ def sla_state(complaint: Complaint, now: dt.datetime | None = None) -> SlaState:
     return SlaState.ON_TRACK
 
 
+def in_programs(codes: frozenset[str]) -> ColumnElement[bool]:
+    """Complaints about one of these programs, or referred to one of them."""
+    program_ids = select(Program.id).where(Program.code.in_(sorted(codes)))
+    return or_(Complaint.program_id.in_(program_ids),
+               Complaint.id.in_(select(Referral.complaint_id).where(Referral.program_id.in_(program_ids))))
+
+
 def scoped(stmt: Select[Any], actor: Actor) -> Select[Any]:
     actor.require(Op.READ)
     stmt = actor.restrict(stmt, Complaint.region_code)
+    if actor.programs is not None:
+        stmt = stmt.where(in_programs(actor.programs))
     return stmt
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.actor import Actor, Op
 from domain.enums import ReferralStatus
 from domain.paging import Ordering, Page, keyset, page_of
+from domain.programs import Program
 from domain.referrals.models import Referral
 from domain.regions import in_subtree
 
@@ -34,6 +35,8 @@ class ReferralFilter:
 def scoped(stmt: Select[Any], actor: Actor) -> Select[Any]:
     actor.require(Op.READ)
     stmt = actor.restrict(stmt, Referral.region_code)
+    if actor.programs is not None:
+        stmt = stmt.where(Referral.program_id.in_(select(Program.id).where(Program.code.in_(sorted(actor.programs)))))
     return stmt
 
 

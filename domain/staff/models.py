@@ -2,7 +2,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ARRAY, Boolean, CheckConstraint, ForeignKey, Identity, String, func, text, true
+from sqlalchemy import (
+    ARRAY,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Identity,
+    LargeBinary,
+    String,
+    false,
+    func,
+    text,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.base import Base
@@ -27,3 +39,25 @@ class Staff(Base):
     phone: Mapped[str | None] = mapped_column(String(30))
     active: Mapped[bool] = mapped_column(Boolean, server_default=true())
     created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+
+
+class ApiKey(Base):
+    """A partner system's credential: read-only, limited to regions and programs, revocable.
+
+    Only a SHA-256 digest of the secret is stored (the secret is 256 random bits, so a fast digest is
+    enough); the secret itself is shown once, when the key is created."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Identity(), primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_digest: Mapped[bytes] = mapped_column(LargeBinary)
+    region_codes: Mapped[list[str]] = mapped_column(ARRAY(String(13)), server_default=text("'{}'"))
+    program_codes: Mapped[list[str]] = mapped_column(ARRAY(String(40)), server_default=text("'{}'"))
+    personal_data: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
+    last_used_at: Mapped[dt.datetime | None] = mapped_column()

@@ -10,9 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.actor import Actor
+from domain.actor import Actor, Op
 from domain.enums import Role
 from domain.errors import DomainError, Unauthenticated, ValidationFailed
+from domain.events import AuditEntry, audit
 from domain.regions import Region
 from domain.staff.models import Staff
 
@@ -82,9 +83,37 @@ async def create_staff(
     return staff
 
 
+async def create_user(session: AsyncSession, *, actor: Actor, username: str, password: str, full_name: str,
+                      role: Role, region_code: str | None, extra_region_codes: tuple[str, ...] = (),
+                      supervisor_id: int | None = None) -> Staff:
+    """An admin creates a staff or partner account (audited)."""
+    actor.require(Op.MANAGE_STAFF)
+    staff = await create_staff(session, username=username, password=password, full_name=full_name, role=role,
+                               region_code=region_code, extra_region_codes=extra_region_codes,
+                               supervisor_id=supervisor_id)
+    await audit(session, actor=actor, action="CREATE_USER", entity_type="Staff", entity_id=staff.id,
+                detail={"role": role.value, "region": region_code})
+    return staff
+
+
 async def active_staff(session: AsyncSession, *, staff_id: int) -> Staff:
     """The account behind a token; a deactivated account is treated like a bad token."""
     staff = await session.get(Staff, staff_id)
     if staff is None or not staff.active:
         raise Unauthenticated("the token is not valid", code="INVALID_TOKEN")
     return staff
+
+
+async def list_audit(session: AsyncSession, *, actor: Actor, actor_id: int | None, action: str | None,
+                     before: int | None, first: int) -> tuple[list[AuditEntry], bool]:
+    """The audit log, newest first (admins only)."""
+    actor.require(Op.MANAGE_STAFF)
+    stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(first + 1)
+    if actor_id is not None:
+        stmt = stmt.where(AuditEntry.actor_id == actor_id)
+    if action is not None:
+        stmt = stmt.where(AuditEntry.action == action)
+    if before is not None:
+        stmt = stmt.where(AuditEntry.id < before)
+    rows = list(await session.scalars(stmt))
+    return rows[:first], len(rows) > first

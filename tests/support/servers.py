@@ -31,7 +31,9 @@ class ServerProcess:
     def __init__(self, database_url: str, log_dir: Path, **env: str) -> None:
         self.port = free_port()
         self.log = log_dir / f"server-{self.port}.log"
-        self.env = {**os.environ, "RUJUK_DATABASE_URL": database_url, "RUJUK_ENV": "test", **env}
+        self.env = {**os.environ, "RUJUK_DATABASE_URL": database_url, "RUJUK_ENV": "test",
+                    "RUJUK_RATE_LIMIT": "10000", "RUJUK_RATE_BURST": "10000", "RUJUK_ANONYMOUS_RATE_LIMIT": "10000",
+                    "RUJUK_ANONYMOUS_RATE_BURST": "10000", **env}
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

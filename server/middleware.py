@@ -1,0 +1,167 @@
+"""Pure ASGI middleware (it sees WebSockets too, unlike BaseHTTPMiddleware): request ids, body size caps and
+per-principal rate limits. Limits answer before any GraphQL or database work is done."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from domain.errors import DomainError
+from domain.staff.tokens import TokenSigner
+
+
+async def _reply(send: Send, status: int, body: dict[str, object], headers: list[tuple[bytes, bytes]]) -> None:
+    payload = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class BodyLimit:
+    """413 for request bodies over ``limit`` bytes, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await _reply(send, 413, {"errors": [{"message": f"request body over {self.limit} bytes",
+                                                 "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]}, [])
+            return
+        seen = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except _TooLarge:
+            if not started:
+                await _reply(send, 413, {"errors": [{"message": f"request body over {self.limit} bytes",
+                                                     "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]}, [])
+
+
+class _TooLarge(Exception):
+    pass
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+class RateLimit:
+    """A token bucket per principal: the staff id in a valid bearer token, the API key's prefix, or else the
+    client address (stricter, which also slows password guessing). 429 with ``Retry-After`` when empty."""
+
+    def __init__(self, app: ASGIApp, *, signer: TokenSigner, rate: float, burst: int, anonymous_rate: float,
+                 anonymous_burst: int, paths: tuple[str, ...] = ("/graphql", "/console/login"),
+                 max_principals: int = 50_000) -> None:
+        self.app = app
+        self.signer = signer
+        self.rate, self.burst = rate, burst
+        self.anonymous_rate, self.anonymous_burst = anonymous_rate, anonymous_burst
+        self.paths = paths
+        self.max_principals = max_principals
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def _principal(self, scope: Scope) -> tuple[str, float, int]:
+        headers = dict(scope["headers"])
+        credential = headers.get(b"authorization", b"").decode("latin-1").partition(" ")[2].strip() or \
+            headers.get(b"x-api-key", b"").decode("latin-1").strip()
+        if credential.startswith("rjk_"):
+            return "key:" + credential[4:].partition("_")[0][:16], self.rate, self.burst
+        if credential:
+            try:
+                return f"staff:{self.signer.verify(credential, 'access').staff_id}", self.rate, self.burst
+            except DomainError:  # an invalid token counts as anonymous
+                pass
+        client = scope.get("client") or ("unknown", 0)
+        return f"addr:{client[0]}", self.anonymous_rate, self.anonymous_burst
+
+    def _take(self, key: str, rate: float, burst: int) -> float:
+        """0 when the request may go, else the seconds until it could."""
+        now = time.monotonic()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = _Bucket(tokens=burst, at=now)
+            self._buckets[key] = bucket
+            if len(self._buckets) > self.max_principals:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+            bucket.tokens = min(burst, bucket.tokens + (now - bucket.at) * rate)
+            bucket.at = now
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return 0.0
+        return (1 - bucket.tokens) / rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in {"http", "websocket"} or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        key, rate, burst = self._principal(scope)
+        wait = self._take(key, rate, burst)
+        if wait == 0:
+            await self.app(scope, receive, send)
+            return
+        retry = str(max(1, math.ceil(wait)))
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 4429, "reason": "too many requests"})
+            return
+        await _reply(send, 429, {"errors": [{"message": "too many requests; slow down",
+                                             "extensions": {"code": "RATE_LIMITED", "retryAfter": int(retry)}}]},
+                     [(b"retry-after", retry.encode())])
+
+
+class RequestId:
+    """Every HTTP response carries ``x-request-id`` (the client's, if it sent a sane one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if 0 < len(given) <= 64 and given.replace("-", "").isalnum() else uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = request_id
+        scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"x-request-id"] + \
+            [(b"x-request-id", request_id.encode())]
+
+        async def with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, with_id)
