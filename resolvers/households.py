@@ -37,13 +37,23 @@ async def _existing(info: Info, household_id: int | None) -> Household | None:
     return Household.from_row(row) if row else None
 
 
+def household_data(input: RegisterHouseholdInput) -> HouseholdData:
+    return HouseholdData(
+        region_code=input.region_code, address=input.address, dtks_status=DtksStatus(input.dtks_status),
+        family_cards=list(input.family_cards), members=[_member(m) for m in input.members], rt=input.rt,
+        rw=input.rw, latitude=input.latitude, longitude=input.longitude, indicators=_indicators(input.indicators))
+
+
+def household_changes(input: UpdateHouseholdInput) -> HouseholdChanges:
+    return HouseholdChanges(
+        address=input.address, rt=input.rt, rw=input.rw, latitude=input.latitude, longitude=input.longitude,
+        dtks_status=DtksStatus(input.dtks_status) if input.dtks_status else None,
+        indicators=_indicators(input.indicators) if input.indicators is not None else None)
+
+
 async def register_household(info: Info, input: RegisterHouseholdInput) -> RegisterHouseholdPayload:
     try:
-        data = HouseholdData(
-            region_code=input.region_code, address=input.address, dtks_status=DtksStatus(input.dtks_status),
-            family_cards=list(input.family_cards), members=[_member(m) for m in input.members], rt=input.rt,
-            rw=input.rw, latitude=input.latitude, longitude=input.longitude,
-            indicators=_indicators(input.indicators))
+        data = household_data(input)
         done = await attempt(info, lambda s, a: service.register_household(
             s, actor=a, cipher=info.context.cipher, data=data, idempotency_key=input.idempotency_key))
     except Duplicate as exc:
@@ -56,10 +66,7 @@ async def register_household(info: Info, input: RegisterHouseholdInput) -> Regis
 
 async def update_household(info: Info, input: UpdateHouseholdInput) -> UpdateHouseholdPayload:
     try:
-        changes = HouseholdChanges(
-            address=input.address, rt=input.rt, rw=input.rw, latitude=input.latitude, longitude=input.longitude,
-            dtks_status=DtksStatus(input.dtks_status) if input.dtks_status else None,
-            indicators=_indicators(input.indicators) if input.indicators is not None else None)
+        changes = household_changes(input)
         row = await attempt(info, lambda s, a: service.update_household(
             s, actor=a, household_id=pk(input.id, "Household"), expected_version=input.expected_version,
             changes=changes))

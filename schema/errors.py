@@ -168,6 +168,53 @@ class AuthErrorCode(Enum):
     OUT_OF_SCOPE = _v("OUT_OF_SCOPE")
 
 
+@strawberry.enum(description="Error codes of batch intake items (any household, complaint or referral code).")
+class IntakeErrorCode(Enum):
+    UNAUTHENTICATED = _v("UNAUTHENTICATED")
+    FORBIDDEN = _v("FORBIDDEN")
+    NOT_FOUND = _v("NOT_FOUND")
+    INVALID = _v("INVALID")
+    INVALID_ID = _v("INVALID_ID")
+    REQUIRED = _v("REQUIRED")
+    TOO_LONG = _v("TOO_LONG")
+    TOO_MANY = _v("TOO_MANY")
+    STALE_VERSION = _v("STALE_VERSION")
+    INVALID_TRANSITION = _v("INVALID_TRANSITION")
+    INVALID_IDEMPOTENCY_KEY = _v("INVALID_IDEMPOTENCY_KEY")
+    IDEMPOTENCY_KEY_REUSED = _v("IDEMPOTENCY_KEY_REUSED")
+    INVALID_NIK_FORMAT = _v("INVALID_NIK_FORMAT")
+    NIK_REGION_MISMATCH = _v("NIK_REGION_MISMATCH")
+    INVALID_NIK_REGION = _v("INVALID_NIK_REGION")
+    INVALID_NIK_DATE = _v("INVALID_NIK_DATE")
+    NIK_BIRTH_DATE_MISMATCH = _v("NIK_BIRTH_DATE_MISMATCH")
+    NIK_SEX_MISMATCH = _v("NIK_SEX_MISMATCH")
+    INVALID_NIK_SERIAL = _v("INVALID_NIK_SERIAL")
+    INVALID_KK_FORMAT = _v("INVALID_KK_FORMAT")
+    INVALID_KK_REGION = _v("INVALID_KK_REGION")
+    DUPLICATE_KK = _v("DUPLICATE_KK")
+    DUPLICATE_NIK = _v("DUPLICATE_NIK")
+    REGION_NOT_DESA = _v("REGION_NOT_DESA")
+    INVALID_REGION_CODE = _v("INVALID_REGION_CODE")
+    INVALID_RT_RW = _v("INVALID_RT_RW")
+    INVALID_COORDINATES = _v("INVALID_COORDINATES")
+    UNKNOWN_INDICATOR = _v("UNKNOWN_INDICATOR")
+    INVALID_BIRTH_DATE = _v("INVALID_BIRTH_DATE")
+    INVALID_FAMILY_CARD_INDEX = _v("INVALID_FAMILY_CARD_INDEX")
+    INVALID_PROGRAMS = _v("INVALID_PROGRAMS")
+    ONE_HEAD_REQUIRED = _v("ONE_HEAD_REQUIRED")
+    INVALID_TIME = _v("INVALID_TIME")
+    PROGRAM_SECTOR_MISMATCH = _v("PROGRAM_SECTOR_MISMATCH")
+    NOT_ASSIGNABLE = _v("NOT_ASSIGNABLE")
+    ASSIGNEE_OUT_OF_AREA = _v("ASSIGNEE_OUT_OF_AREA")
+    ALREADY_ASSIGNED = _v("ALREADY_ASSIGNED")
+    REASON_REQUIRED = _v("REASON_REQUIRED")
+    OPEN_REFERRALS = _v("OPEN_REFERRALS")
+    INVALID_COUNT = _v("INVALID_COUNT")
+    DUPLICATE = _v("DUPLICATE")
+    DUPLICATE_REFERRAL = _v("DUPLICATE_REFERRAL")
+    CONSENT_REQUIRED = _v("CONSENT_REQUIRED")
+
+
 @strawberry.type
 class _Error:
     field: str | None = strawberry.field(description="Input path of the offending value (e.g. `members.0.nik`), "
@@ -200,6 +247,12 @@ class ReferralError(_Error):
 class AuthError(_Error):
     codes: ClassVar[type[Enum]] = AuthErrorCode
     code: AuthErrorCode = strawberry.field(description="Stable error code.")
+
+
+@strawberry.type(description="An error of a batch intake item, or of the batch as a whole.")
+class IntakeError(_Error):
+    codes: ClassVar[type[Enum]] = IntakeErrorCode
+    code: IntakeErrorCode = strawberry.field(description="Stable error code.")
 
 
 def errors_of(exc: DomainError, cls: type[E]) -> list[E]:

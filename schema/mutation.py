@@ -6,7 +6,7 @@ from typing import Annotated
 
 import strawberry
 
-from resolvers import admin, auth, complaints, households, referrals
+from resolvers import admin, auth, complaints, households, intake, referrals
 from schema import inputs
 from schema import payloads as p
 from schema.types.admin import (
@@ -16,6 +16,7 @@ from schema.types.admin import (
     CreateUserPayload,
     RevokeApiKeyPayload,
 )
+from schema.types.intake import SubmitIntakeBatchInput, SubmitIntakeBatchPayload
 from server.context import Context
 
 Info = strawberry.Info[Context, None]
@@ -182,3 +183,12 @@ class Mutation:
         self, info: Info, id: Annotated[strawberry.ID, A(description="Global id of the key.")]
     ) -> RevokeApiKeyPayload:
         return await admin.revoke_api_key(info, id)
+
+    @M(description="Offline sync: many households, household updates, complaints and referral proposals collected "
+       "on a tablet, each with its own idempotency key; one result per item. Good items are stored, bad ones "
+       "reported; re-sending the batch changes nothing; server-side edits are reported as CONFLICT, never "
+       "overwritten.")
+    async def submit_intake_batch(
+        self, info: Info, input: Annotated[SubmitIntakeBatchInput, INPUT]
+    ) -> SubmitIntakeBatchPayload:
+        return await intake.submit_intake_batch(info, input)
