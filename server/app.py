@@ -30,12 +30,12 @@ from strawberry.types.unset import UNSET, UnsetType
 from console.routes import CONSOLE_HEADER, SESSION_COOKIE, console_routes
 from domain.crypto import PersonalDataCipher
 from domain.errors import DomainError
-from domain.staff.api_keys import authenticate_key, looks_like_key
-from domain.staff.service import active_staff, actor_of
 from domain.staff.tokens import TokenSigner
 from schema import build_schema
 from server import db
+from server.auth import authenticate, credential_of
 from server.context import Context, Services
+from server.export import export_endpoint
 from server.middleware import BodyLimit, RateLimit, RequestId
 from server.settings import Settings
 from server.simulator import run as run_simulator
@@ -69,9 +69,7 @@ class RujukGraphQL(GraphQL[Context, None]):
         runtime: Runtime = self._state["runtime"]
         ctx = Context(services=runtime.services, request=request,
                       request_id=request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex[:16])
-        header = request.headers.get("authorization", "")
-        if not header and (api_key := request.headers.get("x-api-key")):
-            header = f"Bearer {api_key}"
+        header = credential_of(request.headers)
         if header:
             await self._authenticate(ctx, header)
         elif (cookie := request.cookies.get(SESSION_COOKIE)) and self._console_request(request):
@@ -103,23 +101,9 @@ class RujukGraphQL(GraphQL[Context, None]):
         return cast(UnsetType, UNSET)
 
     async def _authenticate(self, ctx: Context, header: str) -> None:
-        """Set the actor from a bearer token, through a short session of its own (so a WebSocket's
-        operations never share the one that loaded the account)."""
-        scheme, _, token = header.partition(" ")
-        services = ctx.services
         try:
-            if scheme.lower() != "bearer" or not token:
-                raise DomainError("use 'Authorization: Bearer <token>'", code="INVALID_TOKEN")
-            token = token.strip()
-            if looks_like_key(token):
-                async with services.sessionmaker() as session:
-                    ctx.actor = await authenticate_key(session, credential=token)
-                return
-            claims = services.signer.verify(token, "access")
-            async with services.sessionmaker() as session:
-                ctx.actor = actor_of(await active_staff(session, staff_id=claims.staff_id))
+            ctx.actor = await authenticate(ctx.services, header)
         except DomainError as exc:
-            exc.code = "UNAUTHENTICATED" if exc.code not in {"TOKEN_EXPIRED"} else exc.code
             ctx.auth_error = exc
 
 
@@ -206,6 +190,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None,
 
     routes = [
         *console_routes(services),
+        Route("/export/{kind}.ndjson", export_endpoint(services), methods=["GET"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/graphql", graphql, methods=["GET", "POST"]),

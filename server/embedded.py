@@ -156,6 +156,7 @@ class EmbeddedPostgres:
         self._run_as: _RunAs | None = None
         self._bin_dir: Path | None = None
         self._atexit_registered = False
+        self._users_fd: int | None = None
 
     # -- public interface ---------------------------------------------------------------------------
 
@@ -199,15 +200,43 @@ class EmbeddedPostgres:
             self._port = port
             self._write_port_file(port)
             self._ensure_database(deadline)
+            self._hold_user_lock()
         logger.info(
             "embedded PostgreSQL ready on %s:%d (database %s) in %.2fs",
             HOST, port, self._database, time.monotonic() - began,
         )
         return self.url
 
+    def _hold_user_lock(self) -> None:
+        """Hold a shared lock on ``data_dir/.users.lock`` while this process uses the server; the kernel
+        drops it if the process dies, so :meth:`stop` can tell whether another process still uses it."""
+        if self._users_fd is None:
+            self._users_fd = os.open(self._data_dir / ".users.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._users_fd, fcntl.LOCK_SH)
+
+    def _others_still_use_it(self) -> bool:
+        if self._users_fd is None:
+            return False
+        fcntl.flock(self._users_fd, fcntl.LOCK_UN)
+        os.close(self._users_fd)
+        self._users_fd = None
+        probe = os.open(self._data_dir / ".users.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(probe)
+        return False
+
     def stop(self) -> None:
-        """Fast shutdown (``pg_ctl stop -m fast``); does nothing if no server runs for ``data_dir``."""
+        """Fast shutdown (``pg_ctl stop -m fast``); does nothing if no server runs for ``data_dir``, and
+        leaves it running while another process (another ``rujuk`` command) still uses it."""
         if not self.pgdata.is_dir():
+            return
+        if self._others_still_use_it():
+            logger.info("embedded PostgreSQL left running: another process still uses %s", self.pgdata)
+            self._port = None
             return
         began = time.monotonic()
         with self._locked(began + self.stop_timeout):

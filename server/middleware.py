@@ -124,7 +124,8 @@ class RateLimit:
         return (1 - bucket.tokens) / rate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in {"http", "websocket"} or scope["path"] not in self.paths:
+        if scope["type"] not in {"http", "websocket"} or not (scope["path"] in self.paths or
+                                                             scope["path"].startswith("/export/")):
             await self.app(scope, receive, send)
             return
         key, rate, burst = self._principal(scope)

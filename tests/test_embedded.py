@@ -74,8 +74,13 @@ def test_survives_restart_and_kill_of_postmaster(tmp_path: Path) -> None:
         listen = asyncio.run(_fetch(url, "select current_setting('listen_addresses')"))
         assert listen == [("127.0.0.1",)]
 
-        # A second manager on the same directory reuses the healthy running server.
-        assert EmbeddedPostgres(data_dir).start() == url
+        # A second manager on the same directory reuses the healthy running server, and stopping it leaves
+        # the server running while the first still uses it.
+        second = EmbeddedPostgres(data_dir)
+        assert second.start() == url
+        second.stop()
+        assert (data_dir / "pgdata" / "postmaster.pid").exists()
+        assert asyncio.run(_fetch(url, "select 1")) == [(1,)]
 
         pg.stop()
         assert not (data_dir / "pgdata" / "postmaster.pid").exists()
