@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import logging
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.settings import Settings, SettingsError, get_settings
+
+if TYPE_CHECKING:
+    from domain.importer import ImportReport
 
 log = logging.getLogger("rujuk")
 
@@ -134,6 +139,74 @@ def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_create_user(url, args))
 
 
+async def _import(url: str, settings: Settings, args: argparse.Namespace,
+                  rows: list[tuple[int, dict[str, str]]]) -> ImportReport | None:
+    from sqlalchemy import select
+
+    from domain.crypto import PersonalDataCipher
+    from domain.events import write_events
+    from domain.importer import import_households
+    from domain.staff.models import Staff
+    from domain.staff.service import actor_of
+    from server import db
+
+    engine = db.make_engine(url, pool_size=1)
+    try:
+        async with db.make_sessionmaker(engine)() as session:
+            staff = (await session.scalars(select(Staff).where(Staff.username == args.as_user))).first()
+            if staff is None or not staff.active:
+                return None
+
+            def progress(done: int, total: int) -> None:
+                width = 30
+                filled = int(width * done / max(total, 1))
+                sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} households")
+                if done == total:
+                    sys.stderr.write("\n")
+                sys.stderr.flush()
+
+            report = await import_households(
+                session, actor=actor_of(staff), cipher=PersonalDataCipher(settings.pii_key), rows=rows,
+                all_or_nothing=args.all_or_nothing, progress=progress)
+            if report.rolled_back:
+                await session.rollback()
+            else:
+                await write_events(session)
+                await session.commit()
+            return report
+    finally:
+        await engine.dispose()
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from domain.importer import read_rows
+
+    path = Path(args.file)
+    if not path.is_file():
+        _say(f"error: no such file: {path}")
+        return 2
+    rows = list(read_rows(path))
+    with database(settings) as url:
+        asyncio.run(_migrate(url))
+        report = asyncio.run(_import(url, settings, args, rows))
+    if report is None:
+        _say(f"error: no active account {args.as_user!r} to import as")
+        return 2
+    for error in report.errors:
+        _say(f"line {error.line}: {error.field or '-'}: {error.message}")
+    if args.report:
+        with Path(args.report).open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(["line", "field", "message"])
+            writer.writerows([e.line, e.field or "", e.message] for e in report.errors)
+    if report.rolled_back:
+        _say(f"Imported nothing: {len(report.errors)} problem(s) and --all-or-nothing was given.")
+        return 1
+    _say(f"Imported {report.households} households ({report.members} people); {report.duplicates} already "
+         f"registered; {len(report.errors)} problem(s) reported.")
+    return 1 if report.errors else 0
+
+
 def cmd_export_schema(args: argparse.Namespace, settings: Settings) -> int:
     from schema import export_sdl
 
@@ -148,6 +221,7 @@ def cmd_export_schema(args: argparse.Namespace, settings: Settings) -> int:
 
 def parser() -> argparse.ArgumentParser:
     from domain.enums import Role
+    from domain.importer import COLUMNS as IMPORT_COLUMNS
 
     p = argparse.ArgumentParser(prog="rujuk", description="Case server for SLRT social service and referral.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -172,6 +246,15 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--extra-region", action="append", default=[], help="a further region covered")
     u.add_argument("--full-name", default=None)
     u.set_defaults(run=cmd_create_user)
+    i = sub.add_parser("import-households", help="import a household list (CSV or XLSX, one row per person)",
+                       description="Columns: " + ", ".join(IMPORT_COLUMNS) + ". Rows are grouped into households by "
+                       "no_kk. By default good households are imported and each bad row is reported (exit code 1 "
+                       "when any was); with --all-or-nothing one bad row imports nothing.")
+    i.add_argument("file")
+    i.add_argument("--as", dest="as_user", required=True, help="username the households are registered by")
+    i.add_argument("--all-or-nothing", action="store_true")
+    i.add_argument("--report", default=None, help="write the problems to this CSV file")
+    i.set_defaults(run=cmd_import)
     e = sub.add_parser("export-schema", help="write the GraphQL SDL")
     e.add_argument("--output", default="schema.graphql")
     e.set_defaults(run=cmd_export_schema)
