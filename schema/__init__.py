@@ -27,10 +27,12 @@ class RujukSchema(strawberry.Schema):
 
 
 def build_schema(*, production: bool = False) -> strawberry.Schema:
+    from server.observability import OperationMetrics
     from server.unit_of_work import ErrorPolicy, UnitOfWork
 
+    # on_operation hooks leave in reverse order: the error policy rewrites errors before metrics count them
     extensions: list[Callable[[], SchemaExtension]] = [
-        UnitOfWork, ErrorPolicy, *limit_extensions(production=production)]
+        UnitOfWork, OperationMetrics, ErrorPolicy, *limit_extensions(production=production)]
     return RujukSchema(
         query=Query,
         mutation=Mutation,

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, TypeVar
 import strawberry
 
 from domain.errors import DomainError, ValidationFailed
+from server.observability import count_payload_error
 
 log = logging.getLogger(__name__)
 
@@ -266,5 +267,6 @@ def errors_of(exc: DomainError, cls: type[E]) -> list[E]:
         except KeyError:
             log.error("domain error code %s is not declared in %s", item.code, codes.__name__)
             code = codes["INVALID"] if "INVALID" in codes.__members__ else next(iter(codes))
+        count_payload_error(code.name)
         out.append(cls(field=item.field, message=item.message, code=code))  # type: ignore[call-arg]
     return out

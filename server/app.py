@@ -37,6 +37,7 @@ from server.auth import authenticate, credential_of
 from server.context import Context, Services
 from server.export import export_endpoint
 from server.middleware import BodyLimit, RateLimit, RequestId
+from server.observability import WebSocketGauge, metrics_endpoint, request_id_var
 from server.settings import Settings
 from server.simulator import run as run_simulator
 from subscriptions.backends import make_broadcast
@@ -69,6 +70,7 @@ class RujukGraphQL(GraphQL[Context, None]):
         runtime: Runtime = self._state["runtime"]
         ctx = Context(services=runtime.services, request=request,
                       request_id=request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex[:16])
+        request_id_var.set(ctx.request_id)
         header = credential_of(request.headers)
         if header:
             await self._authenticate(ctx, header)
@@ -176,13 +178,16 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None,
         runtime: Runtime | None = state.get("runtime")
         if runtime is None:
             return JSONResponse({"ready": False, "database": False}, status_code=503)
+        backend = getattr(runtime.broadcast, "_backend", None)
+        broadcast = bool(getattr(backend, "connected", True))
         try:
-            migrated = await db.at_head(runtime.engine)
+            migrated = await asyncio.wait_for(db.at_head(runtime.engine), timeout=5)
         except Exception:  # any failure to reach the database means not ready
             log.warning("readiness check: database unreachable")
-            return JSONResponse({"ready": False, "database": False}, status_code=503)
-        return JSONResponse({"ready": migrated, "database": True, "migrations": migrated},
-                            status_code=200 if migrated else 503)
+            return JSONResponse({"ready": False, "database": False, "broadcast": broadcast}, status_code=503)
+        ready = migrated and broadcast
+        return JSONResponse({"ready": ready, "database": True, "migrations": migrated, "broadcast": broadcast},
+                            status_code=200 if ready else 503)
 
     def services() -> Services:
         runtime: Runtime = state["runtime"]
@@ -192,11 +197,16 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None,
         *console_routes(services),
         Route("/export/{kind}.ndjson", export_endpoint(services), methods=["GET"]),
         Route("/healthz", healthz),
+        Route("/metrics", metrics_endpoint(
+            lambda: state["runtime"].engine if "runtime" in state else None,
+            lambda: state["runtime"].services.hub.subscribers if "runtime" in state and
+            state["runtime"].services.hub else 0)),
         Route("/readyz", readyz),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
     ]
     middleware = [
+        Middleware(WebSocketGauge),
         Middleware(RequestId),
         Middleware(RateLimit, signer=signer, rate=settings.rate_limit, burst=settings.rate_burst,
                    anonymous_rate=settings.anonymous_rate_limit, anonymous_burst=settings.anonymous_rate_burst),

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from server.observability import configure_logging
 from server.settings import Settings, SettingsError, get_settings
 
 if TYPE_CHECKING:
@@ -92,8 +93,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         get_settings.cache_clear()  # the app (in this process or in workers) reads the updated environment
         host, port = args.host or settings.host, args.port or settings.port
         _say(f"rujuk serves GraphQL at http://{host}:{port}/graphql")
-        uvicorn.run("server.asgi:app", host=host, port=port, workers=args.workers, log_level="info",
-                    proxy_headers=True, ws="websockets-sansio", loop="auto", http="auto")
+        log_config = configure_logging(settings.log_level, json_logs=settings.log_format == "json")
+        uvicorn.run("server.asgi:app", host=host, port=port, workers=args.workers, log_config=log_config,
+                    proxy_headers=True, ws="websockets-sansio", loop="auto", http="auto",
+                    timeout_graceful_shutdown=20)
     return 0
 
 
@@ -268,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         _say(f"configuration error: {exc}")
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level, json_logs=settings.log_format == "json")
     return int(args.run(args, settings))
 
 

@@ -55,6 +55,8 @@ class Settings:
     default_page_size: int = 50
     db_pool_size: int = 10
     log_level: str = "INFO"
+    #: ``json`` (one object per line, for log shippers) or ``text``; production defaults to json
+    log_format: str = "text"
     #: seconds between the event hub's own looks at the log (wake-ups make it look at once)
     event_poll_seconds: float = 2.0
     #: events buffered per subscriber before it is told to resume from its cursor
@@ -119,6 +121,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         default_page_size=_int(env, "RUJUK_DEFAULT_PAGE_SIZE", 50),
         db_pool_size=_int(env, "RUJUK_DB_POOL_SIZE", 10),
         log_level=env.get("RUJUK_LOG_LEVEL", "INFO").upper(),
+        log_format=env.get("RUJUK_LOG_FORMAT", "json" if env.get("RUJUK_ENV") == "production" else "text"),
         simulator=_bool(env.get("RUJUK_SIMULATOR", "0")),
         event_poll_seconds=float(env.get("RUJUK_EVENT_POLL_SECONDS", "2.0")),
         subscriber_queue_size=_int(env, "RUJUK_SUBSCRIBER_QUEUE_SIZE", 1000),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 
+import asyncpg
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode
+from sqlalchemy.exc import DBAPIError
 from strawberry.extensions import SchemaExtension
 from strawberry.types import StreamExecutionResult
 from strawberry.types.graphql import OperationType
@@ -14,6 +16,18 @@ from domain.errors import DomainError
 from server.context import Context
 
 log = logging.getLogger("rujuk.errors")
+
+
+def _database_unavailable(error: BaseException) -> bool:
+    """A lost or refused database connection (as opposed to a bug): a retry will do."""
+    if isinstance(error, OSError | TimeoutError | asyncpg.exceptions.ConnectionDoesNotExistError |
+                  asyncpg.exceptions.CannotConnectNowError | asyncpg.exceptions.AdminShutdownError):
+        return True
+    if isinstance(error, DBAPIError) and (error.connection_invalidated or (
+            error.orig is not None and _database_unavailable(error.orig))):
+        return True
+    cause = error.__cause__
+    return cause is not None and cause is not error and _database_unavailable(cause)
 
 
 class UnitOfWork(SchemaExtension):
@@ -85,6 +99,11 @@ class ErrorPolicy(SchemaExtension):
                 extensions["field"] = original.field
             return GraphQLError(original.message, nodes=error.nodes, source=error.source,
                                 positions=error.positions, path=error.path, extensions=extensions)
+        if _database_unavailable(original):
+            log.warning("database unavailable (request %s): %s", request_id, type(original).__name__)
+            return GraphQLError("The database is unavailable at the moment; nothing was changed. Retry shortly.",
+                                nodes=error.nodes, source=error.source, positions=error.positions, path=error.path,
+                                extensions={"code": "SERVICE_UNAVAILABLE", "requestId": request_id})
         log.error("unexpected error in operation (request %s) at %s", request_id, error.path,
                   exc_info=(type(original), original, original.__traceback__))
         return GraphQLError(f"Unexpected error; reference {request_id or 'unknown'}.", nodes=error.nodes,

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.events import CaseEvent, latest_event_id
+from server.observability import EVENT_LAG, EVENTS_READ
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,9 @@ class EventHub:
                         select(CaseEvent).where(CaseEvent.id > self.position).order_by(CaseEvent.id)
                         .limit(self.batch)))
                 self.reads += 1
+                if rows:
+                    EVENTS_READ.inc(len(rows))
+                    EVENT_LAG.set(max(0.0, (dt.datetime.now(dt.UTC) - rows[-1].occurred_at).total_seconds()))
                 for row in rows:
                     record = EventRecord.of(row)
                     for listener in list(self._listeners):

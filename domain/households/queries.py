@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.actor import Actor, Op
 from domain.crypto import NIK, PersonalDataCipher
 from domain.enums import DtksStatus
+from domain.errors import Forbidden
 from domain.events import audit
 from domain.households.models import FamilyCard, Household, Member
 from domain.households.nik import normalise
@@ -48,8 +49,9 @@ def _filtered(stmt: Select[Any], f: HouseholdFilter, actor: Actor,
     if f.updated_after is not None:
         stmt = stmt.where(Household.updated_at > f.updated_after)
     if f.nik is not None:
-        # exact match only, through the keyed hash; only roles that may see NIKs may search by one
-        actor.require(Op.READ_PERSONAL_DATA)
+        # exact match only, through the keyed hash; only those who may see NIKs may search by one
+        if not actor.sees_personal_data:
+            raise Forbidden("searching by NIK needs the personal-data grant")
         digest = cipher.digest(normalise(f.nik))
         stmt = stmt.where(Household.id.in_(select(Member.household_id).where(Member.nik_hash == digest)))
     return stmt

@@ -13,6 +13,7 @@ from domain.households.models import FamilyCard as FamilyCardRow
 from domain.households.models import Household as HouseholdRow
 from domain.households.models import Member as MemberRow
 from domain.households.queries import reveal_nik
+from domain.privacy import initials
 from schema.enums import DtksStatus, NikStatus, Relation, Sex
 from schema.relay import Node, to_global_id
 from schema.types.reference import Region, Staff
@@ -27,10 +28,6 @@ Info = strawberry.Info[Context, None]
 def _sees(info: Info) -> bool:
     actor = info.context.actor
     return actor is not None and actor.sees_personal_data
-
-
-def initials(name: str) -> str:
-    return " ".join(part[0] + "." for part in name.split() if part)
 
 
 @strawberry.type(description="A family card (Kartu Keluarga) of the household.")
