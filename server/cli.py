@@ -88,6 +88,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if args.demo:
             asyncio.run(_seed(url, settings, args.households))
         os.environ["RUJUK_DATABASE_URL"] = url
+        if args.workers > 1 and settings.broadcast_url == "memory://":
+            # several workers share one database: wake each other through it (LISTEN/NOTIFY)
+            os.environ["RUJUK_BROADCAST_URL"] = url.replace("postgresql+asyncpg://", "postgresql://")
         if args.demo and not args.no_simulator:
             os.environ["RUJUK_SIMULATOR"] = "1"
         get_settings.cache_clear()  # the app (in this process or in workers) reads the updated environment
