@@ -37,6 +37,7 @@ from domain.households.models import Member
 from domain.households.service import get_household
 from domain.programs import Program
 from domain.referrals.models import Referral
+from domain.scoping import get_in_scope
 from domain.staff.models import Staff
 from domain.staff.service import actor_of
 
@@ -83,15 +84,8 @@ def _reason(value: str | None, *, field: str = "reason") -> str:
 
 async def get_complaint(session: AsyncSession, *, actor: Actor, complaint_id: int, for_update: bool = False,
                         field: str = "id") -> Complaint:
-    actor.require(Op.READ)
-    stmt = select(Complaint).where(Complaint.id == complaint_id)
-    stmt = actor.restrict(stmt, Complaint.region_code)
-    if for_update:
-        stmt = stmt.with_for_update()
-    complaint = (await session.scalars(stmt.execution_options(populate_existing=True))).first()
-    if complaint is None:
-        raise NotFound("no such complaint in your area", field=field)
-    return complaint
+    return await get_in_scope(session, Complaint, actor=actor, pk=complaint_id, region_column=Complaint.region_code,
+                              for_update=for_update, field=field, what="complaint")
 
 
 async def _assignee(session: AsyncSession, *, actor: Actor, staff_id: int, region_code: str,

@@ -20,6 +20,7 @@ from domain.events import EventKind, append_event
 from domain.households.models import FamilyCard, Household, Member
 from domain.households.nik import is_placeholder, normalise, validate_kk, validate_nik
 from domain.regions import Region, level_of
+from domain.scoping import get_in_scope
 
 MAX_MEMBERS = 30
 MAX_FAMILY_CARDS = 5
@@ -291,15 +292,8 @@ async def register_household(
 
 async def get_household(session: AsyncSession, *, actor: Actor, household_id: int, for_update: bool = False,
                         field: str = "id") -> Household:
-    actor.require(Op.READ)
-    stmt = select(Household).where(Household.id == household_id)
-    stmt = actor.restrict(stmt, Household.region_code)
-    if for_update:
-        stmt = stmt.with_for_update()
-    household = (await session.scalars(stmt.execution_options(populate_existing=True))).first()
-    if household is None:
-        raise NotFound("no such household in your area", field=field)
-    return household
+    return await get_in_scope(session, Household, actor=actor, pk=household_id, region_column=Household.region_code,
+                              for_update=for_update, field=field, what="household")
 
 
 async def update_household(

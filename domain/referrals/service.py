@@ -24,6 +24,7 @@ from domain.errors import DomainError, Forbidden, InvalidTransition, NotFound, S
 from domain.events import EventKind, append_event
 from domain.programs import Program
 from domain.referrals.models import Referral
+from domain.scoping import get_in_scope
 
 R = ReferralStatus
 MAX_TEXT = 4000
@@ -50,15 +51,8 @@ def _text(value: str | None, *, field: str, required: bool) -> str | None:
 
 
 async def get_referral(session: AsyncSession, *, actor: Actor, referral_id: int, for_update: bool = False) -> Referral:
-    actor.require(Op.READ)
-    stmt = select(Referral).where(Referral.id == referral_id)
-    stmt = actor.restrict(stmt, Referral.region_code)
-    if for_update:
-        stmt = stmt.with_for_update()
-    referral = (await session.scalars(stmt.execution_options(populate_existing=True))).first()
-    if referral is None:
-        raise NotFound("no such referral in your area", field="id")
-    return referral
+    return await get_in_scope(session, Referral, actor=actor, pk=referral_id, region_column=Referral.region_code,
+                              for_update=for_update, what="referral")
 
 
 async def create_referral(session: AsyncSession, *, actor: Actor, data: ReferralData) -> Referral:
