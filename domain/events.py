@@ -28,6 +28,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -161,9 +162,33 @@ async def write_events(session: AsyncSession) -> list[tuple[int, str]]:
     if not events:
         return []
     await session.execute(select(func.pg_advisory_xact_lock(EVENT_ORDER_LOCK)))
+    await _stamp_updated_at(session, events)
     session.add_all(events)
     await session.flush()
     return [(e.id, e.region_code) for e in events]
+
+
+async def _stamp_updated_at(session: AsyncSession, events: list[CaseEvent]) -> None:
+    """Give the rows this transaction changed an ``updated_at`` taken under the event-order lock: like event
+    ids, such times follow commit order, so a partner pulling ``updatedAfter`` its last seen time can never
+    miss a change that committed late (``now()`` is the transaction's start, which can be much earlier)."""
+    from domain.complaints.models import Complaint
+    from domain.households.models import Household
+    from domain.referrals.models import Referral
+
+    touched: dict[Any, set[int]] = {Household: set(), Complaint: set(), Referral: set()}
+    for e in events:
+        if e.kind.startswith(("HOUSEHOLD_", "MEMBER_")) and e.household_id is not None:
+            touched[Household].add(e.household_id)
+        elif e.kind.startswith("COMPLAINT_") and e.complaint_id is not None:
+            touched[Complaint].add(e.complaint_id)
+        elif e.kind.startswith("REFERRAL_") and e.referral_id is not None:
+            touched[Referral].add(e.referral_id)
+    for model, ids in touched.items():
+        if ids:
+            await session.execute(update(model).where(model.id.in_(sorted(ids)))
+                                  .values(updated_at=func.clock_timestamp())
+                                  .execution_options(synchronize_session=False))
 
 
 async def read_changes(session: AsyncSession, *, actor: Actor, after: str | None, first: int,

@@ -94,7 +94,7 @@ async def households(session: AsyncSession, *, actor: Actor, region: str | None,
     actor.require(Op.READ)
     sees = actor.sees_personal_data
     members = (
-        select(func.coalesce(func.json_agg(aggregate_order_by(literal_column("m"), Member.id)),
+        select(func.coalesce(func.json_agg(aggregate_order_by(literal_column("m"), literal_column("m.id"))),
                              literal_column("'[]'::json")))
         .select_from(Member.__table__.alias("m"))
         .where(literal_column("m.household_id") == Household.id)

@@ -1,7 +1,7 @@
 """caseEvents, intake, workloadChanged, myAssignments: thin generators over :mod:`subscriptions.streams`.
 
-Each event is resolved in a short unit of work of its own (the previous one is closed before the next
-event is produced), never one session held for the life of the socket.
+Each event is resolved in a short unit of work of its own, opened in the operation's task before the event
+is produced and closed as soon as it has been sent, so no connection is held while waiting for the next one.
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ async def case_events(info: Info, filter: inputs.CaseEventFilter | None,
                 and (household_id is None or e.household_id == household_id))
 
     async for record in streams.events(ctx.services, actor, accept, streams.parse_cursor(after)):
-        await ctx.next_unit()
+        ctx.unit  # noqa: B018 - the event's unit of work, opened in this task before its fields fan out
         yield CaseEvent.from_row(record)
+        await ctx.finish(success=True)  # sent: give the connection back before waiting for the next event
 
 
 async def intake(info: Info, region_code: str | None, after: str | None) -> AsyncGenerator[CaseEvent, None]:
@@ -59,8 +60,9 @@ async def intake(info: Info, region_code: str | None, after: str | None) -> Asyn
         return e.kind in INTAKE_KINDS and (region is None or covers(region, e.region_code))
 
     async for record in streams.events(ctx.services, actor, accept, streams.parse_cursor(after)):
-        await ctx.next_unit()
+        ctx.unit  # noqa: B018 - the event's unit of work, opened in this task before its fields fan out
         yield CaseEvent.from_row(record)
+        await ctx.finish(success=True)  # sent: give the connection back before waiting for the next event
 
 
 async def my_assignments(info: Info, after: str | None) -> AsyncGenerator[CaseEvent, None]:
@@ -71,8 +73,9 @@ async def my_assignments(info: Info, after: str | None) -> AsyncGenerator[CaseEv
         return e.complaint_id is not None and actor.id in (e.data.get("assigneeId"), e.data.get("previousAssigneeId"))
 
     async for record in streams.events(ctx.services, actor, accept, streams.parse_cursor(after)):
-        await ctx.next_unit()
+        ctx.unit  # noqa: B018 - the event's unit of work, opened in this task before its fields fan out
         yield CaseEvent.from_row(record)
+        await ctx.finish(success=True)  # sent: give the connection back before waiting for the next event
 
 
 async def workload_changed(info: Info, region_code: str | None) -> AsyncGenerator[WorkloadUpdate, None]:
@@ -82,7 +85,6 @@ async def workload_changed(info: Info, region_code: str | None) -> AsyncGenerato
     region = _region(region_code)
 
     async def figures(cursor: int | None) -> WorkloadUpdate:
-        await ctx.next_unit()
         async with ctx.db() as session:
             rows = await complaints.workload(session, actor=actor, region_code=region)
         return WorkloadUpdate(region_code=region, cursor=str(cursor) if cursor is not None else None,
@@ -92,6 +94,9 @@ async def workload_changed(info: Info, region_code: str | None) -> AsyncGenerato
         return e.complaint_id is not None and (region is None or covers(region, e.region_code))
 
     source = streams.events(ctx.services, actor, accept, None)
+    await ctx.finish(success=True)
     yield await figures(None)
+    await ctx.finish(success=True)  # sent: give the connection back before waiting for changes
     async for cursor in streams.coalesced(source, interval=WORKLOAD_INTERVAL):
         yield await figures(cursor)
+        await ctx.finish(success=True)

@@ -185,7 +185,8 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None,
         except Exception:  # any failure to reach the database means not ready
             log.warning("readiness check: database unreachable")
             return JSONResponse({"ready": False, "database": False, "broadcast": broadcast}, status_code=503)
-        ready = migrated and broadcast
+        # a broadcaster outage only delays live updates (each process still polls the event log): not gating
+        ready = migrated
         return JSONResponse({"ready": ready, "database": True, "migrations": migrated, "broadcast": broadcast},
                             status_code=200 if ready else 503)
 
@@ -214,6 +215,8 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None,
     ]
     if settings.cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
-                                     allow_methods=["GET", "POST"], allow_headers=["authorization", "content-type"],
+                                     allow_methods=["GET", "POST"],
+                                     allow_headers=["authorization", "content-type", "x-api-key", "x-request-id"],
+                                     expose_headers=["x-request-id", "x-rujuk-cursor", "retry-after"],
                                      max_age=600))
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -66,6 +66,15 @@ class Unit:
 
 
 _current: ContextVar[Unit | None] = ContextVar("rujuk_unit_of_work", default=None)
+_publishing: set[asyncio.Task[None]] = set()
+
+
+async def _publish(services: Services, events: list[tuple[int, str]]) -> None:
+    try:
+        await asyncio.wait_for(services.publish(events), timeout=5)
+    except Exception as exc:  # the log is the record: a lost wake-up delays an event, never loses it
+        log.warning("publishing %d case events failed (%s); subscribers catch up by polling", len(events),
+                    type(exc).__name__)
 
 
 @dataclass
@@ -130,13 +139,6 @@ class Context:
             return None
         return self.request.client.host
 
-    async def next_unit(self) -> None:
-        """Commit this task's unit and open a fresh one right away, in this task, so the fields resolved
-        next (which graphql-core spreads over child tasks) all share it. Subscriptions call this before
-        producing each event."""
-        await self.finish(success=True)
-        self.unit  # noqa: B018
-
     async def _audit_reads(self, session: AsyncSession, unit: Unit) -> None:
         if unit.personal_data_reads:
             await audit(session, actor=self.actor, action="READ_PERSONAL_DATA", entity_type="Member", entity_id=None,
@@ -171,7 +173,7 @@ class Context:
             # a subscription whose client went away is cancelled; the connection still goes back to the pool
             await asyncio.shield(session.close())
         if events:
-            try:
-                await self.services.publish(events)
-            except Exception:  # the log is the record: a lost wake-up delays an event, never loses it
-                log.exception("publishing %d case events failed", len(events))
+            # committed: answer now, and send the wake-up alongside (a slow broadcaster must not slow writes)
+            task = asyncio.create_task(_publish(self.services, events))
+            _publishing.add(task)
+            task.add_done_callback(_publishing.discard)

@@ -97,6 +97,12 @@ class RateLimit:
             headers.get(b"x-api-key", b"").decode("latin-1").strip()
         if credential.startswith("rjk_"):
             return "key:" + credential[4:].partition("_")[0][:16], self.rate, self.burst
+        if not credential:
+            cookies = headers.get(b"cookie", b"").decode("latin-1")
+            for part in cookies.split(";"):
+                name, _, value = part.strip().partition("=")
+                if name == "rujuk_console":
+                    credential = value
         if credential:
             try:
                 return f"staff:{self.signer.verify(credential, 'access').staff_id}", self.rate, self.burst

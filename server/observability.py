@@ -101,7 +101,9 @@ def metrics_endpoint(engine: Any, subscribers: Any) -> Any:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request id, and the exception if any."""
+    """One JSON object per line: time (UTC), level, logger, message, request id, and the exception if any."""
+
+    converter = time.gmtime  # type: ignore[assignment]
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {

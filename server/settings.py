@@ -85,6 +85,8 @@ class Settings:
         if self.env not in {"development", "test", "production"}:
             raise SettingsError("RUJUK_ENV must be development, test or production")
         if self.production:
+            if self.database_url is None:
+                raise SettingsError("production needs RUJUK_DATABASE_URL: the embedded PostgreSQL is for development")
             if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
                 raise SettingsError("production needs RUJUK_SECRET_KEY: at least 32 characters, not the default")
             if self.pii_key == DEV_PII_KEY or len(self.pii_key) < 32:

@@ -468,8 +468,23 @@ async def test_graceful_shutdown_closes_sockets_with_a_reconnect_code(live_datab
         server.stop()
 
 
-async def test_no_session_is_left_open(pg_pair: tuple[ServerProcess, ServerProcess], live_database_url: str) -> None:
-    """After all the subscribing, dropping and resuming above, no server holds a transaction open."""
+async def test_no_session_is_left_open(pg_pair: tuple[ServerProcess, ServerProcess], live_database_url: str,
+                                       live_world: LiveWorld) -> None:
+    """After all the subscribing, dropping and resuming above, and while subscribers sit waiting for their next
+    event, no server holds a transaction (or a pooled connection) open."""
+    a, b = pg_pair
+    t = await tokens(a.http, live_world, "fac_a1", "sup_a")
+    hid = await new_household(a.http, t["fac_a1"], live_world, ".74.01.1001", 51)
+    waiting = []
+    for server in (a, b):
+        for query in (INTAKE, CASE_EVENTS, "subscription { workloadChanged { entries { open staff { fullName } } } }"):
+            ws = await GraphQLWS.open(server.ws, t["sup_a"])
+            await ws.subscribe("1", query)
+            waiting.append(ws)
+    await asyncio.sleep(0.3)
+    await file(a.http, t["fac_a1"], hid)
+    for ws in waiting:
+        await ws.next_data(wait=5)
     await asyncio.sleep(1.5)
     conn = await asyncpg.connect(live_database_url.replace("postgresql+asyncpg", "postgresql"))
     try:
@@ -478,4 +493,6 @@ async def test_no_session_is_left_open(pg_pair: tuple[ServerProcess, ServerProce
                                  "AND state_change < now() - interval '1 second'")
     finally:
         await conn.close()
+        for ws in waiting:
+            await ws.close()
     assert [dict(r) for r in stuck] == []
