@@ -38,6 +38,12 @@ class Forbidden(DomainError):
     code = "FORBIDDEN"
 
 
+class ServiceUnavailable(Exception):
+    """The database could not be reached: not the caller's fault, and worth retrying (with the same
+    idempotency key for intake). Deliberately not a :class:`DomainError`: it is answered as a top-level
+    ``SERVICE_UNAVAILABLE`` error, never as a payload error of one mutation."""
+
+
 class Unauthenticated(DomainError):
     code = "UNAUTHENTICATED"
 

@@ -29,7 +29,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from console.routes import CONSOLE_HEADER, SESSION_COOKIE, console_routes
 from domain.crypto import PersonalDataCipher
-from domain.errors import DomainError
+from domain.errors import DomainError, ServiceUnavailable
 from domain.staff.tokens import TokenSigner
 from schema import build_schema
 from server import db
@@ -40,6 +40,7 @@ from server.middleware import BodyLimit, RateLimit, RequestId
 from server.observability import WebSocketGauge, metrics_endpoint, request_id_var
 from server.settings import Settings
 from server.simulator import run as run_simulator
+from server.unit_of_work import database_unavailable
 from subscriptions.backends import make_broadcast
 from subscriptions.hub import CHANNEL, EventHub
 
@@ -98,6 +99,9 @@ class RujukGraphQL(GraphQL[Context, None]):
         if isinstance(credential, str) and credential:
             context.actor = None
             await self._authenticate(context, credential)
+        if isinstance(context.auth_error, ServiceUnavailable):
+            # not the client's fault: accept, and let its operations answer SERVICE_UNAVAILABLE (it retries)
+            return cast(UnsetType, UNSET)
         if context.actor is None:
             raise ConnectionRejectionError({"reason": "authenticate with a valid token in connection_init"})
         return cast(UnsetType, UNSET)
@@ -107,6 +111,11 @@ class RujukGraphQL(GraphQL[Context, None]):
             ctx.actor = await authenticate(ctx.services, header)
         except DomainError as exc:
             ctx.auth_error = exc
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            log.warning("authentication: database unavailable (%s)", type(exc).__name__)
+            ctx.auth_error = ServiceUnavailable("the database is unavailable; retry shortly")
 
 
 class _ClientGone(logging.Filter):

@@ -26,7 +26,7 @@ from starlette.requests import HTTPConnection
 
 from domain.actor import Actor
 from domain.crypto import PersonalDataCipher
-from domain.errors import DomainError, Unauthenticated
+from domain.errors import Unauthenticated
 from domain.events import audit, write_events
 from domain.staff.tokens import TokenSigner
 from server.settings import Settings
@@ -82,8 +82,8 @@ class Context:
     services: Services
     request: HTTPConnection | None = None
     actor: Actor | None = None
-    #: why the request carried credentials but has no actor (bad or expired token)
-    auth_error: DomainError | None = None
+    #: why the request carried credentials but has no actor (bad or expired token, database unavailable)
+    auth_error: Exception | None = None
     request_id: str = ""
     #: graphql-transport-ws ``connection_init`` payload
     connection_params: dict[str, Any] | None = None

@@ -7,27 +7,29 @@ from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, PendingRollbackError
 from strawberry.extensions import SchemaExtension
 from strawberry.types import StreamExecutionResult
 from strawberry.types.graphql import OperationType
 
-from domain.errors import DomainError
+from domain.errors import DomainError, ServiceUnavailable
 from server.context import Context
 
 log = logging.getLogger("rujuk.errors")
 
 
-def _database_unavailable(error: BaseException) -> bool:
+def database_unavailable(error: BaseException) -> bool:
     """A lost or refused database connection (as opposed to a bug): a retry will do."""
+    if isinstance(error, ServiceUnavailable | PendingRollbackError):
+        return True
     if isinstance(error, OSError | TimeoutError | asyncpg.exceptions.ConnectionDoesNotExistError |
                   asyncpg.exceptions.CannotConnectNowError | asyncpg.exceptions.AdminShutdownError):
         return True
     if isinstance(error, DBAPIError) and (error.connection_invalidated or (
-            error.orig is not None and _database_unavailable(error.orig))):
+            error.orig is not None and database_unavailable(error.orig))):
         return True
     cause = error.__cause__
-    return cause is not None and cause is not error and _database_unavailable(cause)
+    return cause is not None and cause is not error and database_unavailable(cause)
 
 
 class UnitOfWork(SchemaExtension):
@@ -45,7 +47,23 @@ class UnitOfWork(SchemaExtension):
             success = result is not None and not getattr(result, "errors", None)
         finally:
             if isinstance(ctx, Context):
-                await ctx.finish(success=success, change=self._mutation_fields())
+                await self._finish(ctx, success)
+
+    async def _finish(self, ctx: Context, success: bool) -> None:
+        """Commit (or roll back). A failure here comes after the error policy ran, so it is answered here: the
+        client learns the change may not have been saved and can retry with the same idempotency key."""
+        try:
+            await ctx.finish(success=success, change=self._mutation_fields())
+        except Exception as exc:
+            if database_unavailable(exc):
+                log.warning("commit failed, database unavailable (request %s)", ctx.request_id)
+                code, message = "SERVICE_UNAVAILABLE", ("The database became unavailable while saving; the change "
+                                                       "may not have been saved. Retry (intake: with the same "
+                                                       "idempotency key).")
+            else:
+                log.error("commit failed (request %s)", ctx.request_id, exc_info=exc)
+                code, message = "INTERNAL_SERVER_ERROR", f"Unexpected error; reference {ctx.request_id}."
+            raise GraphQLError(message, extensions={"code": code, "requestId": ctx.request_id}) from None
 
     def _mutation_fields(self) -> str | None:
         """For a mutation, the root fields it ran (recorded with the events it wrote, in the audit log)."""
@@ -99,7 +117,7 @@ class ErrorPolicy(SchemaExtension):
                 extensions["field"] = original.field
             return GraphQLError(original.message, nodes=error.nodes, source=error.source,
                                 positions=error.positions, path=error.path, extensions=extensions)
-        if _database_unavailable(original):
+        if database_unavailable(original):
             log.warning("database unavailable (request %s): %s", request_id, type(original).__name__)
             return GraphQLError("The database is unavailable at the moment; nothing was changed. Retry shortly.",
                                 nodes=error.nodes, source=error.source, positions=error.positions, path=error.path,

@@ -103,12 +103,15 @@ class LiveSocket {
       if (message.payload.errors) {
         const code = (message.payload.errors[0].extensions || {}).code;
         if (code === "SLOW_CONSUMER" || code === "RESUBSCRIBE") { this.start(message.id); return; }
+        if (code === "SERVICE_UNAVAILABLE") { this.drop(); return; }  // reconnect and resume from the cursor
         if (code === "UNAUTHENTICATED") { sessionEnded(); return; }
         if (sub.onError) sub.onError(message.payload.errors);
         return;
       }
       sub.onData(message.payload.data);
     } else if (message.type === "error") {
+      const code = ((message.payload[0] || {}).extensions || {}).code;
+      if (code === "SERVICE_UNAVAILABLE") { this.drop(); return; }
       const sub = this.subs.get(message.id);
       if (sub && sub.onError) sub.onError(message.payload);
     }
