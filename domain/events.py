@@ -191,6 +191,18 @@ async def _stamp_updated_at(session: AsyncSession, events: list[CaseEvent]) -> N
                                   .execution_options(synchronize_session=False))
 
 
+def scoped_events(stmt: Any, actor: Actor) -> Any:
+    """Events in the actor's regions, and, for a key limited to programs, only those of its complaints."""
+    stmt = actor.restrict(stmt, CaseEvent.region_code)
+    if actor.programs is not None:
+        from domain.complaints.models import Complaint
+        from domain.complaints.queries import in_programs
+
+        stmt = stmt.where(or_(CaseEvent.complaint_id.is_(None),
+                              CaseEvent.complaint_id.in_(select(Complaint.id).where(in_programs(actor.programs)))))
+    return stmt
+
+
 async def read_changes(session: AsyncSession, *, actor: Actor, after: str | None, first: int,
                        until: int | None = None) -> tuple[list[CaseEvent], bool, str]:
     """Events in the actor's scope after cursor ``after`` (and up to ``until``) in cursor order; ids are
@@ -208,14 +220,7 @@ async def read_changes(session: AsyncSession, *, actor: Actor, after: str | None
     stmt = select(CaseEvent).where(CaseEvent.id > start).order_by(CaseEvent.id).limit(first + 1)
     if until is not None:
         stmt = stmt.where(CaseEvent.id <= until)
-    stmt = actor.restrict(stmt, CaseEvent.region_code)
-    if actor.programs is not None:
-        from domain.complaints.models import Complaint
-        from domain.complaints.queries import in_programs
-
-        stmt = stmt.where(or_(CaseEvent.complaint_id.is_(None),
-                              CaseEvent.complaint_id.in_(select(Complaint.id).where(in_programs(actor.programs)))))
-    rows = list(await session.scalars(stmt))
+    rows = list(await session.scalars(scoped_events(stmt, actor)))
     has_more = len(rows) > first
     rows = rows[:first]
     return rows, has_more, str(rows[-1].id if rows else start)

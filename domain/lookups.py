@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.actor import Actor, Op
-from domain.events import CaseEvent
+from domain.events import CaseEvent, scoped_events
 from domain.programs import Program
 from domain.regions import Region, in_subtree
 from domain.staff.models import Staff
@@ -45,7 +45,7 @@ async def events_by_complaint(session: AsyncSession, *, complaint_ids: Sequence[
 
 
 async def events_by_ids(session: AsyncSession, *, actor: Actor, ids: Sequence[int]) -> dict[int, CaseEvent]:
-    rows = await session.scalars(actor.restrict(select(CaseEvent).where(CaseEvent.id.in_(ids)), CaseEvent.region_code))
+    rows = await session.scalars(scoped_events(select(CaseEvent).where(CaseEvent.id.in_(ids)), actor))
     return {e.id: e for e in rows}
 
 

@@ -67,6 +67,7 @@ async def revoke_api_key(info: Info, id: str) -> RevokeApiKeyPayload:
         key = await attempt(info, work)
     except DomainError as exc:
         return RevokeApiKeyPayload(api_key=None, errors=errors_of(exc, AuthError))
+    info.context.after_commit(lambda: info.context.services.announce_revocation(key.id))
     return RevokeApiKeyPayload(api_key=ApiKey.from_row(key), errors=[])
 
 

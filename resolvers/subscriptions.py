@@ -6,7 +6,10 @@ is produced and closed as soon as it has been sent, so no connection is held whi
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
+
+from starlette.websockets import WebSocket
 
 from domain.complaints import queries as complaints
 from domain.errors import NotFound
@@ -16,12 +19,25 @@ from resolvers.common import Info, optional_pk
 from schema import inputs
 from schema.types.events import CaseEvent
 from schema.types.workload import WorkloadEntry, WorkloadUpdate
+from server.context import Context
 from subscriptions import streams
 from subscriptions.hub import EventRecord
 
 INTAKE_KINDS = frozenset({EventKind.HOUSEHOLD_REGISTERED.value, EventKind.COMPLAINT_FILED.value,
                           EventKind.COMPLAINT_RESUBMITTED.value})
 WORKLOAD_INTERVAL = 1.0
+
+
+async def _guarded(ctx: Context, source: AsyncIterator[EventRecord]) -> AsyncIterator[EventRecord]:
+    """A revoked API key ends not just this stream but the socket it came on (close code 4403)."""
+    try:
+        async for record in source:
+            yield record
+    except streams.KeyRevoked:
+        if isinstance(ctx.request, WebSocket):
+            with contextlib.suppress(Exception):
+                await ctx.request.close(code=4403, reason="API key revoked")
+        raise
 
 
 def _region(code: str | None) -> str | None:
@@ -45,7 +61,7 @@ async def case_events(info: Info, filter: inputs.CaseEventFilter | None,
                 and (complaint_id is None or e.complaint_id == complaint_id)
                 and (household_id is None or e.household_id == household_id))
 
-    async for record in streams.events(ctx.services, actor, accept, streams.parse_cursor(after)):
+    async for record in _guarded(ctx, streams.events(ctx.services, actor, accept, streams.parse_cursor(after))):
         ctx.unit  # noqa: B018 - the event's unit of work, opened in this task before its fields fan out
         yield CaseEvent.from_row(record)
         await ctx.finish(success=True)  # sent: give the connection back before waiting for the next event
@@ -59,7 +75,7 @@ async def intake(info: Info, region_code: str | None, after: str | None) -> Asyn
     def accept(e: EventRecord) -> bool:
         return e.kind in INTAKE_KINDS and (region is None or covers(region, e.region_code))
 
-    async for record in streams.events(ctx.services, actor, accept, streams.parse_cursor(after)):
+    async for record in _guarded(ctx, streams.events(ctx.services, actor, accept, streams.parse_cursor(after))):
         ctx.unit  # noqa: B018 - the event's unit of work, opened in this task before its fields fan out
         yield CaseEvent.from_row(record)
         await ctx.finish(success=True)  # sent: give the connection back before waiting for the next event
@@ -72,7 +88,7 @@ async def my_assignments(info: Info, after: str | None) -> AsyncGenerator[CaseEv
     def accept(e: EventRecord) -> bool:
         return e.complaint_id is not None and actor.id in (e.data.get("assigneeId"), e.data.get("previousAssigneeId"))
 
-    async for record in streams.events(ctx.services, actor, accept, streams.parse_cursor(after)):
+    async for record in _guarded(ctx, streams.events(ctx.services, actor, accept, streams.parse_cursor(after))):
         ctx.unit  # noqa: B018 - the event's unit of work, opened in this task before its fields fan out
         yield CaseEvent.from_row(record)
         await ctx.finish(success=True)  # sent: give the connection back before waiting for the next event
@@ -93,7 +109,7 @@ async def workload_changed(info: Info, region_code: str | None) -> AsyncGenerato
     def accept(e: EventRecord) -> bool:
         return e.complaint_id is not None and (region is None or covers(region, e.region_code))
 
-    source = streams.events(ctx.services, actor, accept, None)
+    source = _guarded(ctx, streams.events(ctx.services, actor, accept, None))
     await ctx.finish(success=True)
     yield await figures(None)
     await ctx.finish(success=True)  # sent: give the connection back before waiting for changes

@@ -10,7 +10,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from schema.limits import limit_extensions
+from schema.limits import TextGuard, limit_extensions
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.subscription import Subscription
@@ -32,7 +32,8 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
 
     # on_operation hooks leave in reverse order: the error policy rewrites errors before metrics count them
     extensions: list[Callable[[], SchemaExtension]] = [
-        UnitOfWork, OperationMetrics, ErrorPolicy, *limit_extensions(production=production)]
+        UnitOfWork, OperationMetrics, lambda: ErrorPolicy(production=production),
+        TextGuard, *limit_extensions(production=production)]
     return RujukSchema(
         query=Query,
         mutation=Mutation,

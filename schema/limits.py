@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -40,7 +41,7 @@ def limit_extensions(*, production: bool, default_page: int = 50,
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: ParserCache(maxsize=256),
+        lambda: SafeParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
     ]
     if production:
@@ -52,6 +53,18 @@ def limit_extensions(*, production: bool, default_page: int = 50,
 #: may return (``first`` of a connection, else an estimate)
 MAX_COST = 200_000
 LIST_ESTIMATE = 10
+
+
+class SafeParserCache(ParserCache):
+    """strawberry's parse cache, except that a document that does not parse (a syntax error, too many tokens)
+    is left for strawberry's own parsing step, which reports it as a proper error on every transport (the
+    cache's own exception escapes the WebSocket handler as a bare ``complete``)."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        with contextlib.suppress(GraphQLError):
+            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
+        yield
 
 
 class _OutOfRange(Exception):
@@ -129,3 +142,31 @@ class CostLimiter(SchemaExtension):
                                    "smaller pages or fewer nested lists",
                                    extensions={"code": "COST_LIMIT_EXCEEDED", "cost": spent, "limit": self.max_cost})
         yield
+
+
+class TextGuard(SchemaExtension):
+    """Refuses text holding a NUL character (PostgreSQL cannot store it) before anything runs, as a clear
+    client error instead of a database failure."""
+
+    def on_execute(self) -> Iterator[None]:
+        if _has_nul(self.execution_context.variables) or _document_has_nul(self.execution_context.graphql_document):
+            raise GraphQLError("text may not contain NUL characters (\\u0000)",
+                               extensions={"code": "BAD_USER_INPUT"})
+        yield
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _document_has_nul(document: DocumentNode | None) -> bool:
+    if document is None or document.loc is None:
+        return False
+    body = document.loc.source.body
+    return "\x00" in body or "\\u0000" in body

@@ -21,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
+from starlette.websockets import WebSocketDisconnect as StarletteDisconnect
+from starlette.websockets import WebSocketDisconnected as StarletteDisconnected
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -59,11 +61,12 @@ class Runtime:
 
 class RujukGraphQL(GraphQL[Context, None]):
     def __init__(self, app_state: dict[str, Any], *, production: bool, max_subscriptions: int,
-                 init_timeout: float) -> None:
+                 init_timeout: float, allowed_origins: tuple[str, ...]) -> None:
         super().__init__(build_schema(production=production), graphql_ide=None if production else "graphiql",
                          allow_queries_via_get=False, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
                          multipart_uploads_enabled=False,
                          max_subscriptions_per_connection=max_subscriptions,
+                         allowed_origins=allowed_origins,
                          connection_init_wait_timeout=timedelta(seconds=init_timeout))
         self._state = app_state
 
@@ -123,7 +126,7 @@ class _ClientGone(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        return not isinstance(error, WebSocketDisconnected)
+        return not isinstance(error, WebSocketDisconnected | StarletteDisconnect | StarletteDisconnected)
 
 
 _client_gone = _ClientGone()
@@ -155,8 +158,12 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None,
                 hub.wake()
             await broadcast.publish(CHANNEL, json.dumps({"ids": [e[0] for e in events]}))
 
+        async def notify(message: str) -> None:
+            await broadcast.publish(CHANNEL, message)
+
         services = Services(settings=settings, sessionmaker=sessionmaker or db.make_sessionmaker(eng),
-                            cipher=PersonalDataCipher(settings.pii_key), signer=signer, publish=publish)
+                            cipher=PersonalDataCipher(settings.pii_key), signer=signer, publish=publish,
+                            notify=notify)
         hub = EventHub(services.sessionmaker, broadcast, poll_interval=settings.event_poll_seconds,
                        queue_size=settings.subscriber_queue_size)
         await hub.start()
@@ -178,7 +185,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None,
 
     graphql = RujukGraphQL(state, production=settings.production,
                            max_subscriptions=settings.max_subscriptions_per_socket,
-                           init_timeout=settings.ws_init_timeout_seconds)
+                           init_timeout=settings.ws_init_timeout_seconds, allowed_origins=settings.cors_origins)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")

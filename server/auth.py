@@ -7,6 +7,7 @@ from domain.errors import DomainError
 from domain.staff.api_keys import authenticate_key, looks_like_key
 from domain.staff.service import active_staff, actor_of
 from server.context import Services
+from server.middleware import key_authenticated
 
 
 async def authenticate(services: Services, header: str) -> Actor:
@@ -20,7 +21,9 @@ async def authenticate(services: Services, header: str) -> Actor:
             raise DomainError("use 'Authorization: Bearer <token>'", code="INVALID_TOKEN")
         async with services.sessionmaker() as session:
             if looks_like_key(token):
-                return await authenticate_key(session, credential=token)
+                actor = await authenticate_key(session, credential=token)
+                key_authenticated(token[4:].partition("_")[0][:16])
+                return actor
             claims = services.signer.verify(token, "access")
             return actor_of(await active_staff(session, staff_id=claims.staff_id))
     except DomainError as exc:

@@ -98,6 +98,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         _say(f"rujuk serves GraphQL at http://{host}:{port}/graphql")
         log_config = configure_logging(settings.log_level, json_logs=settings.log_format == "json")
         uvicorn.run("server.asgi:app", host=host, port=port, workers=args.workers, log_config=log_config,
+                    access_log=False,  # rujuk.access logs requests without query strings
                     proxy_headers=True, ws="websockets-sansio", loop="auto", http="auto",
                     timeout_graceful_shutdown=20)
     return 0

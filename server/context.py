@@ -14,6 +14,7 @@ when the operation succeeded (rolls back otherwise), and only then publishes the
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -50,6 +51,15 @@ class Services:
     signer: TokenSigner
     publish: Publisher
     hub: EventHub | None = None
+    #: sends a raw notice to every process (through the broadcaster)
+    notify: Callable[[str], Awaitable[None]] | None = None
+
+    async def announce_revocation(self, key_id: int) -> None:
+        """End the open streams of a revoked API key, in this process at once and in the others by notice."""
+        if self.hub is not None:
+            self.hub.revoke_key(key_id)
+        if self.notify is not None:
+            await self.notify(json.dumps({"revokedKey": key_id}))
 
 
 @dataclass
@@ -63,6 +73,8 @@ class Unit:
     loaders: Loaders | None = None
     #: member ids whose NIK was shown unmasked (audited once at commit)
     personal_data_reads: set[int] = field(default_factory=set)
+    #: what to do once the unit has committed (never if it rolls back)
+    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 _current: ContextVar[Unit | None] = ContextVar("rujuk_unit_of_work", default=None)
@@ -119,6 +131,9 @@ class Context:
     def personal_data_reads(self) -> set[int]:
         return self.unit.personal_data_reads
 
+    def after_commit(self, action: Callable[[], Awaitable[None]]) -> None:
+        self.unit.after_commit.append(action)
+
     def require_actor(self) -> Actor:
         if self.actor is None:
             raise self.auth_error or Unauthenticated("log in first: send 'Authorization: Bearer <token>'")
@@ -155,10 +170,12 @@ class Context:
         if session is None:
             return
         events: list[tuple[int, str]] = []
+        follow_ups: list[Callable[[], Awaitable[None]]] = []
         try:
             if success:
                 await self._audit_reads(session, unit)
                 events = await write_events(session)
+                follow_ups = unit.after_commit
                 if events and change:
                     await audit(session, actor=self.actor, action="CHANGE", entity_type="Operation", entity_id=None,
                                 detail={"operation": change, "events": [e[0] for e in events]}, origin=self.origin)
@@ -172,6 +189,11 @@ class Context:
         finally:
             # a subscription whose client went away is cancelled; the connection still goes back to the pool
             await asyncio.shield(session.close())
+        for follow_up in follow_ups:
+            try:
+                await follow_up()
+            except Exception:  # a notice that fails must not turn a committed change into an error
+                log.warning("an after-commit action failed", exc_info=True)
         if events:
             # committed: answer now, and send the wake-up alongside (a slow broadcaster must not slow writes)
             task = asyncio.create_task(_publish(self.services, events))

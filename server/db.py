@@ -23,6 +23,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
+        hide_parameters=True,  # statement parameters hold personal data: never in an error or a log
         connect_args={"server_settings": {"application_name": "rujuk", "timezone": "UTC"}},
     )
 

@@ -4,6 +4,7 @@ per-principal rate limits. Limits answer before any GraphQL or database work is 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 import uuid
@@ -70,6 +71,18 @@ class _TooLarge(Exception):
     pass
 
 
+#: API key prefixes that authenticated in this process recently (prefix -> monotonic expiry); only those get a
+#: bucket of their own, so inventing prefixes cannot escape the per-address limit
+KNOWN_KEYS: dict[str, float] = {}
+KNOWN_KEY_SECONDS = 300.0
+
+
+def key_authenticated(prefix: str) -> None:
+    if len(KNOWN_KEYS) > 10_000:
+        KNOWN_KEYS.clear()
+    KNOWN_KEYS[prefix] = time.monotonic() + KNOWN_KEY_SECONDS
+
+
 @dataclass
 class _Bucket:
     tokens: float
@@ -96,7 +109,10 @@ class RateLimit:
         credential = headers.get(b"authorization", b"").decode("latin-1").partition(" ")[2].strip() or \
             headers.get(b"x-api-key", b"").decode("latin-1").strip()
         if credential.startswith("rjk_"):
-            return "key:" + credential[4:].partition("_")[0][:16], self.rate, self.burst
+            prefix = credential[4:].partition("_")[0][:16]
+            if KNOWN_KEYS.get(prefix, 0) > time.monotonic():
+                return "key:" + prefix, self.rate, self.burst
+            credential = ""  # an unproven key counts as no credential: forged prefixes share the address's bucket
         if not credential:
             cookies = headers.get(b"cookie", b"").decode("latin-1")
             for part in cookies.split(";"):
@@ -148,8 +164,12 @@ class RateLimit:
                      [(b"retry-after", retry.encode())])
 
 
+access_log = logging.getLogger("rujuk.access")
+
+
 class RequestId:
-    """Every HTTP response carries ``x-request-id`` (the client's, if it sent a sane one)."""
+    """Every HTTP response carries ``x-request-id`` (the client's, if it sent a sane one), and every request is
+    logged once: method, path without its query string (which could hold personal data), status, time."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -165,10 +185,19 @@ class RequestId:
         scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"x-request-id"] + \
             [(b"x-request-id", request_id.encode())]
 
+        status = 500
+        started = time.perf_counter()
+
         async def with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
-        await self.app(scope, receive, with_id)
+        try:
+            await self.app(scope, receive, with_id)
+        finally:
+            access_log.info("%s %s %d %.1fms request=%s", scope["method"], scope["path"], status,
+                            (time.perf_counter() - started) * 1000, request_id)

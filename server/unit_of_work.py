@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -81,10 +82,16 @@ class UnitOfWork(SchemaExtension):
         return ",".join(fields)[:200] or None
 
 
+_SUGGESTION = re.compile(r"\s*Did you mean .*$", re.S)
+
+
 class ErrorPolicy(SchemaExtension):
     """Expected failures keep their message and get a stable ``extensions.code``; anything unexpected is
     replaced by a generic message with the request id, and logged (never its variables: they may hold
     personal data)."""
+
+    def __init__(self, *, production: bool = False) -> None:
+        self.production = production
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -109,7 +116,9 @@ class ErrorPolicy(SchemaExtension):
         if original is None or isinstance(original, GraphQLError):
             extensions = dict(error.extensions or {})
             extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED" if error.path is None else "BAD_REQUEST")
-            return GraphQLError(error.message, nodes=error.nodes, source=error.source, positions=error.positions,
+            # in production the schema is not for guessing: no "Did you mean ...?" for any name
+            message = _SUGGESTION.sub("", error.message) if self.production else error.message
+            return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions,
                                 path=error.path, extensions=extensions)
         if isinstance(original, DomainError):
             extensions = {"code": original.code}

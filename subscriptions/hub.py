@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -60,14 +61,26 @@ class SlowConsumer(Exception):
     """The subscriber's queue overflowed; it should resume after the last event it took."""
 
 
+class Revoked(Exception):
+    """The API key the subscriber authenticated with was revoked."""
+
+
 class Listener:
     """One subscriber's place at the hub. Gets every accepted event with an id above ``start``."""
 
-    def __init__(self, predicate: Predicate, *, start: int, maxsize: int) -> None:
+    def __init__(self, predicate: Predicate, *, start: int, maxsize: int, key_id: int | None = None) -> None:
         self.predicate = predicate
         self.start = start
+        self.key_id = key_id
         self._queue: asyncio.Queue[EventRecord | None] = asyncio.Queue(maxsize=maxsize)
         self.overflowed = False
+        self.revoked = False
+
+    def revoke(self) -> None:
+        self.revoked = True
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
 
     def offer(self, record: EventRecord) -> None:
         if self.overflowed or not self.predicate(record):
@@ -88,7 +101,7 @@ class Listener:
         except TimeoutError:
             return None
         if record is None:
-            raise SlowConsumer
+            raise Revoked if self.revoked else SlowConsumer
         return record
 
 
@@ -103,6 +116,7 @@ class EventHub:
         self.position = 0
         self.reads = 0
         self._listeners: set[Listener] = set()
+        self.revoked_keys: set[int] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._read_lock = asyncio.Lock()
@@ -128,10 +142,19 @@ class EventHub:
             with contextlib.suppress(asyncio.QueueFull):
                 listener._queue.put_nowait(None)
 
-    def register(self, predicate: Predicate) -> Listener:
-        listener = Listener(predicate, start=self.position, maxsize=self.queue_size)
+    def register(self, predicate: Predicate, *, key_id: int | None = None) -> Listener:
+        listener = Listener(predicate, start=self.position, maxsize=self.queue_size, key_id=key_id)
+        if key_id is not None and key_id in self.revoked_keys:
+            listener.revoke()
         self._listeners.add(listener)
         return listener
+
+    def revoke_key(self, key_id: int) -> None:
+        """End at once every stream of this process that runs on a revoked API key."""
+        self.revoked_keys.add(key_id)
+        for listener in list(self._listeners):
+            if listener.key_id == key_id:
+                listener.revoke()
 
     def unregister(self, listener: Listener) -> None:
         self._listeners.discard(listener)
@@ -144,13 +167,21 @@ class EventHub:
             try:
                 async with self._broadcast.subscribe(CHANNEL) as subscriber:
                     while True:
-                        await subscriber.get()
+                        event = await subscriber.get()
+                        self._notice(event.message)
                         self._wake.set()
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep listening; the poll covers the gap
                 log.exception("event hub: wake-up subscription failed; retrying")
                 await asyncio.sleep(1)
+
+    def _notice(self, message: str) -> None:
+        """Wake-ups carry event ids; a revocation notice names an API key whose streams must end."""
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            revoked = json.loads(message).get("revokedKey")
+            if isinstance(revoked, int):
+                self.revoke_key(revoked)
 
     async def _run(self) -> None:
         while True:

@@ -20,9 +20,10 @@ from domain.complaints.queries import complaints_by_ids
 from domain.errors import DomainError, Unauthenticated
 from domain.events import latest_event_id, read_changes
 from domain.numbers import cursor
+from domain.staff.models import ApiKey
 from domain.staff.service import active_staff, actor_of
 from server.context import Services
-from subscriptions.hub import EventRecord, Predicate, SlowConsumer
+from subscriptions.hub import EventRecord, Predicate, Revoked, SlowConsumer
 
 REPLAY_PAGE = 500
 RECHECK_SECONDS = 30.0
@@ -30,6 +31,10 @@ RECHECK_SECONDS = 30.0
 
 class StreamEnded(DomainError):
     code = "RESUBSCRIBE"
+
+
+class KeyRevoked(Unauthenticated):
+    """The API key behind the stream was revoked: the whole socket is closed."""
 
 
 def parse_cursor(after: str | None) -> int | None:
@@ -44,10 +49,15 @@ def parse_cursor(after: str | None) -> int | None:
 async def _recheck(services: Services, actor: Actor) -> None:
     async with services.sessionmaker() as session:
         try:
-            current = actor_of(await active_staff(session, staff_id=actor.id))
+            staff = await active_staff(session, staff_id=actor.id)
+            key = await session.get(ApiKey, actor.key_id) if actor.key_id is not None else None
         except DomainError:
             raise Unauthenticated("the account is no longer active", code="UNAUTHENTICATED") from None
-    if replace(current, username=actor.username) != actor:
+    if actor.key_id is not None:
+        if key is None or key.revoked_at is not None:
+            raise KeyRevoked("the API key was revoked", code="UNAUTHENTICATED")
+        return
+    if replace(actor_of(staff), username=actor.username) != actor:
         raise StreamEnded("your role or area changed: subscribe again")
 
 
@@ -112,7 +122,7 @@ async def _events(services: Services, actor: Actor, accept: Predicate,
             seen = record.id
             if accept(record):
                 yield record
-    listener = hub.register(predicate)
+    listener = hub.register(predicate, key_id=actor.key_id)
     checked = time.monotonic()
     try:
         async for record in _replay(services, actor, accept, seen, listener.start):
@@ -122,6 +132,8 @@ async def _events(services: Services, actor: Actor, accept: Predicate,
         while True:
             try:
                 live = await listener.get(wait=RECHECK_SECONDS)
+            except Revoked:
+                raise KeyRevoked("the API key was revoked", code="UNAUTHENTICATED") from None
             except SlowConsumer:
                 raise DomainError(f"you fell behind: subscribe again with after: \"{seen}\"",
                                   field="after", code="SLOW_CONSUMER") from None
