@@ -35,7 +35,8 @@ def server(live_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
            "RUJUK_ANONYMOUS_RATE_BURST": "10000"}
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "server.asgi:app", "--port", str(port),
-                                 "--host", "127.0.0.1", "--no-access-log"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+                                 "--host", "127.0.0.1", "--no-access-log"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
