@@ -34,19 +34,23 @@ MAX_ALIASES = 30
 MAX_TOKENS = 4000
 
 
+#: validation rule classes built once: the validation cache is keyed by the rules, so rules made anew for every
+#: request (as the limiters' constructors do) would make every request miss it
+_RULES = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+          *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules]
+_PRODUCTION_RULES = [*_RULES, NoSchemaIntrospectionCustomRule]
+
+
 def limit_extensions(*, production: bool, default_page: int = 50,
                      max_page: int = 1000) -> list[Callable[[], SchemaExtension]]:
-    extensions: list[Callable[[], SchemaExtension]] = [
+    rules = _PRODUCTION_RULES if production else _RULES
+    return [
         lambda: CostLimiter(max_cost=MAX_COST, default_page=default_page, max_page=max_page),
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: SafeParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
     ]
-    if production:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
-    return extensions
 
 
 #: the most an operation may cost: every field counts 1, and everything below a list counts once per item it

@@ -1,0 +1,114 @@
+"""Intake: complaints filed by concurrent facilitators, through rujuk's ``fileComplaint``, PostGraphile's plain
+``createComplaint`` and, as the floor, the same rows written by asyncpg in one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import uuid
+from typing import Any
+
+import asyncpg
+
+from bench.client import Fixture, GraphQL
+from bench.load import Failed, Measured, closed_loop
+from domain.enums import SECTOR_SLA_DAYS, Sector
+from domain.events import EVENT_ORDER_LOCK
+from schema.relay import to_global_id
+
+DESCRIPTION = "Ibu menderita hipertensi, belum memiliki KIS/PBI-JK dan tidak sanggup berobat rutin ke puskesmas."
+SLA = dt.timedelta(days=SECTOR_SLA_DAYS[Sector.HEALTH])
+
+FILE_COMPLAINT = """
+mutation($input: FileComplaintInput!) {
+  fileComplaint(input: $input) { complaint { id status slaDueAt createdAt } replayed errors { code } }
+}"""
+
+CREATE_COMPLAINT = """
+mutation($input: CreateComplaintInput!) {
+  createComplaint(input: $input) { complaint { rowId status slaDueAt createdAt } }
+}"""
+
+
+def file_complaint_input(household_id: int) -> dict[str, Any]:
+    return {"idempotencyKey": str(uuid.uuid4()), "householdId": to_global_id("Household", household_id),
+            "sector": "HEALTH", "kind": "COMPLAINT", "channel": "FACILITATOR_VISIT", "priority": "NORMAL",
+            "description": DESCRIPTION}
+
+
+async def rujuk(client: GraphQL, fixture: Fixture, *, clients: int, duration: float, warmup: float) -> Measured:
+    rng = random.Random(1)
+
+    async def request(i: int) -> None:
+        fac, hid, _ = fixture.household(rng, i)
+        body = await client.post(FILE_COMPLAINT, {"input": file_complaint_input(hid)},
+                                 token=fixture.tokens[fac.username])
+        payload = (body.get("data") or {}).get("fileComplaint") or {}
+        if body.get("errors") or payload.get("errors") or not payload.get("complaint"):
+            raise Failed(str(body)[:300])
+
+    return await closed_loop(request, clients=clients, duration=duration, warmup=warmup)
+
+
+async def postgraphile(client: GraphQL, fixture: Fixture, *, clients: int, duration: float,
+                       warmup: float) -> Measured:
+    """The same complaint through PostGraphile's generated mutation: the client supplies what rujuk derives
+    (region, SLA window, status, assignee); no validation, scope check, idempotency or case event."""
+    rng = random.Random(1)
+
+    async def request(i: int) -> None:
+        fac, hid, region = fixture.household(rng, i)
+        now = dt.datetime.now(dt.UTC)
+        complaint = {"householdId": str(hid), "regionCode": region, "kind": "COMPLAINT", "sector": "HEALTH",
+                     "description": DESCRIPTION, "channel": "FACILITATOR_VISIT", "priority": "NORMAL",
+                     "status": "NEW", "assigneeId": str(fac.id), "filedById": str(fac.id),
+                     "slaStartedAt": now.isoformat(), "slaDueAt": (now + SLA).isoformat()}
+        body = await client.post(CREATE_COMPLAINT, {"input": {"complaint": complaint}})
+        if body.get("errors") or not ((body.get("data") or {}).get("createComplaint") or {}).get("complaint"):
+            raise Failed(str(body)[:300])
+
+    return await closed_loop(request, clients=clients, duration=duration, warmup=warmup)
+
+
+INSERT_COMPLAINT = """
+INSERT INTO complaints (household_id, region_code, kind, sector, description, channel, priority, status,
+                        assignee_id, filed_by_id, sla_started_at, sla_due_at)
+VALUES ($1, $2, 'COMPLAINT', 'HEALTH', $3, 'FACILITATOR_VISIT', 'NORMAL', 'NEW', $4, $4, now(), now() + $5::interval)
+RETURNING id, created_at"""
+INSERT_ASSIGNMENT = ("INSERT INTO assignments (complaint_id, to_staff_id, by_staff_id, reason) "
+                     "VALUES ($1, $2, $2, 'filed')")
+INSERT_IDEMPOTENCY = ("INSERT INTO idempotency_keys (actor_id, key, operation, result_id) "
+                      "VALUES ($1, $2, 'fileComplaint', $3)")
+INSERT_EVENT = ("INSERT INTO case_events (kind, region_code, household_id, complaint_id, actor_id, data) "
+                "VALUES ('COMPLAINT_FILED', $1, $2, $3, $4, $5::jsonb)")
+
+
+async def write_complaint(conn: asyncpg.Connection, *, facilitator: int, household: int, region: str,
+                          notify: str | None = None) -> tuple[int, dt.datetime]:
+    """What ``fileComplaint`` writes, as plain SQL in one transaction: the complaint, its first assignment,
+    the idempotency record and the case event (under the event-order lock), optionally ``pg_notify``; returns
+    the complaint's id and ``created_at``."""
+    async with conn.transaction():
+        row = await conn.fetchrow(INSERT_COMPLAINT, household, region, DESCRIPTION, facilitator, SLA)
+        complaint: int = row["id"]
+        await conn.execute(INSERT_ASSIGNMENT, complaint, facilitator)
+        await conn.execute(INSERT_IDEMPOTENCY, facilitator, str(uuid.uuid4()), complaint)
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", EVENT_ORDER_LOCK)
+        data = {"status": "NEW", "sector": "HEALTH", "priority": "NORMAL", "assigneeId": facilitator, "version": 1}
+        await conn.execute(INSERT_EVENT, region, household, complaint, facilitator, json.dumps(data))
+        if notify is not None:
+            await conn.execute("SELECT pg_notify($1, $2)", notify, str(complaint))
+    return complaint, row["created_at"]
+
+
+async def floor(pool: asyncpg.Pool, fixture: Fixture, *, clients: int, duration: float,
+                warmup: float) -> Measured:
+    rng = random.Random(1)
+
+    async def request(i: int) -> None:
+        fac, hid, region = fixture.household(rng, i)
+        async with pool.acquire() as conn:
+            await write_complaint(conn, facilitator=fac.id, household=hid, region=region)
+
+    return await closed_loop(request, clients=clients, duration=duration, warmup=warmup)
