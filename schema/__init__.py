@@ -28,12 +28,12 @@ class RujukSchema(strawberry.Schema):
 
 def build_schema(*, production: bool = False) -> strawberry.Schema:
     from server.observability import OperationMetrics
-    from server.unit_of_work import ErrorPolicy, UnitOfWork
+    from server.unit_of_work import ErrorPolicy, SubscriptionsOverWebSocket, UnitOfWork
 
     # on_operation hooks leave in reverse order: the error policy rewrites errors before metrics count them
     extensions: list[Callable[[], SchemaExtension]] = [
         UnitOfWork, OperationMetrics, lambda: ErrorPolicy(production=production),
-        TextGuard, *limit_extensions(production=production)]
+        TextGuard, SubscriptionsOverWebSocket, *limit_extensions(production=production)]
     return RujukSchema(
         query=Query,
         mutation=Mutation,

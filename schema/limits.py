@@ -16,6 +16,7 @@ from graphql import (
     IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    StringValueNode,
     VariableNode,
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
@@ -149,19 +150,27 @@ class CostLimiter(SchemaExtension):
 
 
 class TextGuard(SchemaExtension):
-    """Refuses text holding a NUL character (PostgreSQL cannot store it) before anything runs, as a clear
-    client error instead of a database failure."""
+    """Refuses text PostgreSQL cannot store (a NUL character, an unpaired UTF-16 surrogate) before anything
+    runs, as a clear client error instead of a database failure."""
 
     def on_execute(self) -> Iterator[None]:
         if _has_nul(self.execution_context.variables) or _document_has_nul(self.execution_context.graphql_document):
-            raise GraphQLError("text may not contain NUL characters (\\u0000)",
+            raise GraphQLError("text may not contain NUL characters (\\u0000) or unpaired surrogates",
                                extensions={"code": "BAD_USER_INPUT"})
         yield
 
 
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 def _has_nul(value: Any) -> bool:
     if isinstance(value, str):
-        return "\x00" in value
+        return not _storable(value)
     if isinstance(value, Mapping):
         return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
     if isinstance(value, list | tuple):
@@ -173,4 +182,19 @@ def _document_has_nul(document: DocumentNode | None) -> bool:
     if document is None or document.loc is None:
         return False
     body = document.loc.source.body
-    return "\x00" in body or "\\u0000" in body
+    if not _storable(body) or "\\u0000" in body:
+        return True
+    return any(isinstance(node, StringValueNode) and not _storable(node.value) for node in _strings(document))
+
+
+def _strings(document: DocumentNode) -> Iterator[Any]:
+    from graphql import Visitor, visit
+
+    found: list[Any] = []
+
+    class Collect(Visitor):
+        def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+            found.append(node)
+
+    visit(document, Collect())
+    return iter(found)

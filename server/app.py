@@ -38,7 +38,7 @@ from server import db
 from server.auth import authenticate, credential_of
 from server.context import Context, Services
 from server.export import export_endpoint
-from server.middleware import BodyLimit, RateLimit, RequestId
+from server.middleware import BodyLimit, JsonBody, RateLimit, RequestId
 from server.observability import WebSocketGauge, metrics_endpoint, request_id_var
 from server.settings import Settings
 from server.simulator import run as run_simulator
@@ -228,6 +228,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None,
         Middleware(RateLimit, signer=signer, rate=settings.rate_limit, burst=settings.rate_burst,
                    anonymous_rate=settings.anonymous_rate_limit, anonymous_burst=settings.anonymous_rate_burst),
         Middleware(BodyLimit, limit=settings.max_body_bytes),
+        Middleware(JsonBody),
     ]
     if settings.cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),

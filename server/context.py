@@ -27,7 +27,7 @@ from starlette.requests import HTTPConnection
 
 from domain.actor import Actor
 from domain.crypto import PersonalDataCipher
-from domain.errors import Unauthenticated
+from domain.errors import DomainError, Unauthenticated
 from domain.events import audit, write_events
 from domain.staff.tokens import TokenSigner
 from server.settings import Settings
@@ -75,6 +75,9 @@ class Unit:
     personal_data_reads: set[int] = field(default_factory=set)
     #: what to do once the unit has committed (never if it rolls back)
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: set when the unit has ended; a resolver still running then (a sibling of a failed non-null field, which
+    #: graphql-core does not wait for) gets an error instead of a session
+    closed: bool = False
 
 
 _current: ContextVar[Unit | None] = ContextVar("rujuk_unit_of_work", default=None)
@@ -144,6 +147,8 @@ class Context:
         """The unit's session, for one resolver at a time."""
         unit = self.unit
         async with unit.lock:
+            if unit.closed:
+                raise DomainError("the operation has already ended", code="INVALID")
             if unit.session is None:
                 unit.session = self.services.sessionmaker()
             yield unit.session
@@ -166,6 +171,9 @@ class Context:
         if unit is None or unit.owner is not self:
             return
         _current.set(None)
+        await unit.lock.acquire()  # let a resolver that is using the session finish with it first
+        unit.closed = True
+        unit.lock.release()
         session = unit.session
         if session is None:
             return

@@ -201,3 +201,51 @@ class RequestId:
         finally:
             access_log.info("%s %s %d %.1fms request=%s", scope["method"], scope["path"], status,
                             (time.perf_counter() - started) * 1000, request_id)
+
+
+class JsonBody:
+    """A POSTed GraphQL request must be one JSON object (UTF-8): anything else (``null``, a number, an array
+    batch, invalid UTF-8, nesting or numbers past the parser's limits) is answered 400 here, before the GraphQL
+    view could trip over it."""
+
+    def __init__(self, app: ASGIApp, *, path: str = "/graphql") -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        content_type = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
+        if content_type != b"application/json":
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        problem = None
+        try:
+            parsed = json.loads(body.decode("utf-8"))
+            if not isinstance(parsed, dict):
+                problem = "send one JSON object: {\"query\": ..., \"variables\": {...}} (batches are not supported)"
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            problem = "the body is not valid UTF-8 JSON"
+        if problem is not None:
+            await _reply(send, 400, {"errors": [{"message": problem, "extensions": {"code": "BAD_REQUEST"}}]}, [])
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode
 from sqlalchemy.exc import DBAPIError, PendingRollbackError
+from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 from strawberry.types import StreamExecutionResult
 from strawberry.types.graphql import OperationType
@@ -83,6 +85,21 @@ class UnitOfWork(SchemaExtension):
 
 
 _SUGGESTION = re.compile(r"\s*Did you mean .*$", re.S)
+
+
+class SubscriptionsOverWebSocket(SchemaExtension):
+    """Subscriptions stream over graphql-transport-ws; over HTTP they are refused as a client error."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        ctx = context.context
+        if context.graphql_document is not None and isinstance(ctx, Context) and \
+                not isinstance(ctx.request, WebSocket):
+            with contextlib.suppress(RuntimeError):
+                if context.operation_type is OperationType.SUBSCRIPTION:
+                    raise GraphQLError("subscriptions run over a WebSocket (graphql-transport-ws), not HTTP",
+                                       extensions={"code": "BAD_REQUEST"})
+        yield
 
 
 class ErrorPolicy(SchemaExtension):
