@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select
 
 from domain.enums import Role
-from domain.errors import Forbidden, Unauthenticated
+from domain.errors import Forbidden
 from domain.regions import covers, in_scope
 
 SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
@@ -114,9 +114,3 @@ class Actor:
     @property
     def sees_personal_data(self) -> bool:
         return self.may(Op.READ_PERSONAL_DATA) or self.personal_data_grant
-
-
-def require_actor(actor: Actor | None) -> Actor:
-    if actor is None:
-        raise Unauthenticated("log in first: send 'Authorization: Bearer <token>'")
-    return actor

@@ -4,11 +4,9 @@ desa/kelurahan ``12.72.01.1001``. A scope is a subtree, written as its root code
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ColumnElement, ForeignKey, Index, String, false, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import CheckConstraint, ColumnElement, ForeignKey, Index, String, false, or_
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.base import Base
@@ -41,10 +39,6 @@ def level_of(code: str) -> RegionLevel:
     return LEVELS[code.count(".")]
 
 
-def parent_of(code: str) -> str | None:
-    return code.rsplit(".", 1)[0] if "." in code else None
-
-
 def covers(scope: str | None, code: str) -> bool:
     """Whether the subtree rooted at ``scope`` holds ``code``; ``None`` is the whole country."""
     return scope is None or code == scope or code.startswith(scope + ".")
@@ -63,13 +57,3 @@ def in_scope(column: Any, scopes: tuple[str, ...]) -> ColumnElement[bool]:
     if not scopes:
         return false()
     return or_(*[in_subtree(column, scope) for scope in scopes])
-
-
-def nik_prefix(code: str) -> str:
-    """The six digits a NIK issued in this kecamatan starts with: ``12.72.01.1001`` -> ``127201``."""
-    return "".join(code.split(".")[:3])
-
-
-async def get_regions(session: AsyncSession, codes: Sequence[str]) -> list[Region]:
-    result = await session.scalars(select(Region).where(Region.code.in_(codes)))
-    return list(result)

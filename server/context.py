@@ -102,7 +102,6 @@ class Context:
     request_id: str = ""
     #: graphql-transport-ws ``connection_init`` payload
     connection_params: dict[str, Any] | None = None
-    response_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def settings(self) -> Settings:

@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,29 +62,38 @@ def _with_database(url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
+async def _admin(server_url: str, sql: str) -> None:
+    conn = await asyncpg.connect(_plain(server_url))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def scratch_database(server_url: str, prefix: str, *, migrated: bool) -> Iterator[str]:
+    """A database of its own on the server, optionally migrated to head, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    url = _with_database(server_url, name)
+    try:
+        if migrated:
+            async def migrate() -> None:
+                engine = db.make_engine(url, pool_size=1)
+                await db.migrate(engine)
+                await engine.dispose()
+
+            asyncio.run(migrate())
+        yield url
+    finally:
+        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def database_url(server_url: str) -> Iterator[str]:
     """A fresh database for this test session, migrated to head, dropped at the end."""
-    name = f"rujuk_test_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(_plain(server_url))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = _with_database(server_url, name)
-
-    async def migrate() -> None:
-        engine = db.make_engine(url, pool_size=1)
-        await db.migrate(engine)
-        await engine.dispose()
-
-    asyncio.run(migrate())
-    yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(server_url, "rujuk_test", migrated=True) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -236,26 +246,8 @@ def nik(kecamatan: str, birth: dt.date, *, female: bool, serial: int) -> str:
 def live_database_url(server_url: str) -> Iterator[str]:
     """A second database for tests whose transactions really commit; each such test seeds its own province
     (see :func:`live_world`), so they never see each other's rows."""
-    name = f"rujuk_live_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(_plain(server_url))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = _with_database(server_url, name)
-
-    async def migrate() -> None:
-        engine = db.make_engine(url, pool_size=1)
-        await db.migrate(engine)
-        await engine.dispose()
-
-    asyncio.run(migrate())
-    yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(server_url, "rujuk_live", migrated=True) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -321,15 +313,5 @@ def live_services(live_engine: AsyncEngine, settings: Settings, published: Publi
 @pytest.fixture
 def fresh_database_url(server_url: str) -> Iterator[str]:
     """An empty database (not migrated) for one test, dropped afterwards."""
-    name = f"rujuk_fresh_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(_plain(server_url))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    yield _with_database(server_url, name)
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(server_url, "rujuk_fresh", migrated=False) as url:
+        yield url
