@@ -20,6 +20,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from starlette.websockets import WebSocketDisconnect as StarletteDisconnect
 from starlette.websockets import WebSocketDisconnected as StarletteDisconnected
@@ -36,7 +37,7 @@ from domain.staff.tokens import TokenSigner
 from schema import build_schema
 from server import db
 from server.auth import authenticate, credential_of
-from server.context import Context, Services
+from server.context import Context, Services, abandon_unit
 from server.export import export_endpoint
 from server.middleware import BodyLimit, JsonBody, RateLimit, RequestId
 from server.observability import WebSocketGauge, metrics_endpoint, request_id_var
@@ -69,6 +70,14 @@ class RujukGraphQL(GraphQL[Context, None]):
                          allowed_origins=allowed_origins,
                          connection_init_wait_timeout=timedelta(seconds=init_timeout))
         self._state = app_state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # an HTTP request refused before its operation ran (bad JSON, wrong method) still ends the unit of
+            # work its authentication opened, so its connection goes back to the pool
+            await abandon_unit()
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         runtime: Runtime = self._state["runtime"]
@@ -111,7 +120,11 @@ class RujukGraphQL(GraphQL[Context, None]):
 
     async def _authenticate(self, ctx: Context, header: str) -> None:
         try:
-            ctx.actor = await authenticate(ctx.services, header)
+            if isinstance(ctx.request, WebSocket):
+                ctx.actor = await authenticate(ctx.services, header)
+            else:  # in the operation's own unit of work: no second connection, no second transaction
+                async with ctx.db() as session:
+                    ctx.actor = await authenticate(ctx.services, header, session=session)
         except DomainError as exc:
             ctx.auth_error = exc
         except Exception as exc:

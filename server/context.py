@@ -206,3 +206,10 @@ class Context:
             task = asyncio.create_task(_publish(self.services, events))
             _publishing.add(task)
             task.add_done_callback(_publishing.discard)
+
+
+async def abandon_unit() -> None:
+    """Roll back and release this task's unit of work if one is still open (its operation never ran)."""
+    unit = _current.get()
+    if unit is not None and not unit.closed:
+        await unit.owner.finish(success=False)

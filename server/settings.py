@@ -53,7 +53,7 @@ class Settings:
     port: int = 8000
     max_page_size: int = 1000
     default_page_size: int = 50
-    db_pool_size: int = 10
+    db_pool_size: int = 16
     log_level: str = "INFO"
     #: ``json`` (one object per line, for log shippers) or ``text``; production defaults to json
     log_format: str = "text"
@@ -121,7 +121,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         port=_int(env, "RUJUK_PORT", 8000),
         max_page_size=_int(env, "RUJUK_MAX_PAGE_SIZE", 1000),
         default_page_size=_int(env, "RUJUK_DEFAULT_PAGE_SIZE", 50),
-        db_pool_size=_int(env, "RUJUK_DB_POOL_SIZE", 10),
+        db_pool_size=_int(env, "RUJUK_DB_POOL_SIZE", 16),
         log_level=env.get("RUJUK_LOG_LEVEL", "INFO").upper(),
         log_format=env.get("RUJUK_LOG_FORMAT", "json" if env.get("RUJUK_ENV") == "production" else "text"),
         simulator=_bool(env.get("RUJUK_SIMULATOR", "0")),
