@@ -115,7 +115,7 @@ async def _drop_secondary(conn: asyncpg.Connection) -> list[str]:
         "OR confrelid::regclass::text = ANY($1::text[])) ORDER BY contype DESC", tables)
     indexes = await conn.fetch(
         "SELECT indexrelid::regclass::text AS name, pg_get_indexdef(indexrelid) AS def FROM pg_index "
-        "WHERE indrelid::regclass::text = ANY($1::text[]) AND NOT indisprimary AND indpred IS NULL "
+        "WHERE indrelid::regclass::text = ANY($1::text[]) AND NOT indisprimary "
         "AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = indexrelid)", tables)
     for c in constraints:  # foreign keys first ('f' sorts after 'u', descending)
         await conn.execute(f'ALTER TABLE {c["tbl"]} DROP CONSTRAINT "{c["conname"]}"')

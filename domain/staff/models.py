@@ -8,6 +8,7 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     Identity,
+    Index,
     LargeBinary,
     String,
     false,
@@ -25,7 +26,10 @@ class Staff(Base):
     """A person who logs in: facilitator, Puskesos officer, supervisor, manager or admin."""
 
     __tablename__ = "staff"
-    __table_args__ = (CheckConstraint(check_constraint("role", Role), name="role"),)
+    __table_args__ = (
+        CheckConstraint(check_constraint("role", Role), name="role"),
+        Index("ix_staff_region_code_pattern", "region_code", postgresql_ops={"region_code": "text_pattern_ops"}),
+    )
 
     id: Mapped[int] = mapped_column(Identity(), primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
