@@ -33,6 +33,8 @@ class Complaint(Base):
               postgresql_where=text("status IN ('NEW', 'RETURNED', 'VERIFIED', 'IN_PROGRESS', 'REFERRED')")),
         Index("ix_complaints_updated", "updated_at", "id"),
         Index("ix_complaints_created", "created_at", "id"),
+        Index("ix_complaints_created_region", "created_at", "region_code",
+              postgresql_ops={"region_code": "text_pattern_ops"}, postgresql_include=["assignee_id"]),
         Index("ix_complaints_sla_due", "sla_due_at", "id"),
     )
 
