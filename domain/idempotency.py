@@ -4,53 +4,71 @@ The key is claimed with ``INSERT ... ON CONFLICT DO NOTHING`` inside the operati
 concurrent call with the same key blocks on the unique index until the first commits, then finds the
 stored result and returns it; if the first rolled back, the second claims the key itself. So a key
 replayed, even concurrently, creates one row.
+
+A call that creates a row can have its id reserved by the claim itself (``reserve=``): the claim takes the
+next id of that table's identity and records it as the key's result in the same statement, and the call
+then inserts its row with that id. The key and its result are thus written in one round trip, and are
+committed, or rolled back, together.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from dataclasses import dataclass
+
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.actor import Actor
+from domain.base import Base
 from domain.errors import DomainError, IdempotencyConflict
 from domain.events import IdempotencyKey
 
 MAX_KEY_LENGTH = 100
 
 
-async def claim(session: AsyncSession, *, actor: Actor, key: str | None, operation: str) -> int | None:
-    """Claim ``key`` for this call. Returns the id stored by an earlier call with the same key, or
-    ``None`` when this call is the first and must do the work (then call :func:`complete`)."""
+@dataclass(frozen=True, slots=True)
+class Claim:
+    #: the id stored by an earlier call with the same key: return its result, do nothing else
+    earlier: int | None = None
+    #: for a first call with ``reserve=``: the id its new row must take (already recorded as the key's result)
+    reserved: int | None = None
+
+
+async def claim(session: AsyncSession, *, actor: Actor, key: str | None, operation: str,
+                reserve: type[Base] | None = None) -> Claim:
+    """Claim ``key`` for this call. ``Claim.earlier`` is the id stored by an earlier call with the same key;
+    when it is ``None`` this call is the first and must do the work: then either insert its row with
+    ``Claim.reserved`` as id (with ``reserve=``, the model of that row) or call :func:`complete`."""
     if key is None:
-        return None
+        return Claim()
     if not key.strip() or len(key) > MAX_KEY_LENGTH:
         raise DomainError(f"an idempotency key has 1 to {MAX_KEY_LENGTH} characters", field="idempotencyKey",
                           code="INVALID_IDEMPOTENCY_KEY")
-    claimed = await session.scalar(
+    result = None if reserve is None else func.nextval(func.pg_get_serial_sequence(reserve.__tablename__, "id"))
+    claimed = (await session.execute(
         insert(IdempotencyKey)
-        .values(actor_id=actor.id, key=key, operation=operation)
+        .values(actor_id=actor.id, key=key, operation=operation, result_id=result)
         .on_conflict_do_nothing()
-        .returning(IdempotencyKey.key)
-    )
+        .returning(IdempotencyKey.result_id)
+    )).first()
     if claimed is not None:
-        return None
+        return Claim(reserved=claimed.result_id)
     row = (await session.execute(
-        select(IdempotencyKey.operation, IdempotencyKey.result_id)
-        .where(IdempotencyKey.actor_id == actor.id, IdempotencyKey.key == key)
-    )).one()
-    if row.operation != operation or row.result_id is None:
-        raise IdempotencyConflict("this idempotency key was already used for another operation",
-                                  field="idempotencyKey")
-    await session.execute(
         update(IdempotencyKey)
         .where(IdempotencyKey.actor_id == actor.id, IdempotencyKey.key == key)
         .values(attempts=IdempotencyKey.attempts + 1)
-    )
-    return int(row.result_id)
+        .returning(IdempotencyKey.operation, IdempotencyKey.result_id)
+    )).one()
+    if row.operation != operation or row.result_id is None:
+        # the count of attempts is rolled back with the rest of the call
+        raise IdempotencyConflict("this idempotency key was already used for another operation",
+                                  field="idempotencyKey")
+    return Claim(earlier=int(row.result_id))
 
 
 async def complete(session: AsyncSession, *, actor: Actor, key: str | None, result_id: int) -> None:
+    """Record the result of a first call claimed without ``reserve=``."""
     if key is None:
         return
     await session.execute(

@@ -84,9 +84,9 @@ async def _apply(session: AsyncSession, *, actor: Actor, cipher: PersonalDataCip
         return ItemResult(key, ItemStatus.CREATED, household_id=done.household.id, replayed=done.replayed)
     if item.household_update is not None:
         household_id, version, changes = item.household_update
-        earlier = await idempotency.claim(session, actor=actor, key=key, operation="updateHousehold")
-        if earlier is not None:
-            return ItemResult(key, ItemStatus.UPDATED, household_id=earlier, replayed=True)
+        claimed = await idempotency.claim(session, actor=actor, key=key, operation="updateHousehold")
+        if claimed.earlier is not None:
+            return ItemResult(key, ItemStatus.UPDATED, household_id=claimed.earlier, replayed=True)
         updated = await households.update_household(session, actor=actor, household_id=household_id,
                                                     expected_version=version, changes=changes)
         await idempotency.complete(session, actor=actor, key=key, result_id=updated.id)
@@ -101,10 +101,10 @@ async def _apply(session: AsyncSession, *, actor: Actor, cipher: PersonalDataCip
         return ItemResult(key, ItemStatus.CREATED, household_id=filed.complaint.household_id,
                           complaint_id=filed.complaint.id, replayed=filed.replayed)
     assert item.referral is not None
-    earlier = await idempotency.claim(session, actor=actor, key=key, operation="createReferral")
-    if earlier is not None:
-        referral = await referrals.get_referral(session, actor=actor, referral_id=earlier)
-        return ItemResult(key, ItemStatus.CREATED, complaint_id=referral.complaint_id, referral_id=earlier,
+    claimed = await idempotency.claim(session, actor=actor, key=key, operation="createReferral")
+    if claimed.earlier is not None:
+        referral = await referrals.get_referral(session, actor=actor, referral_id=claimed.earlier)
+        return ItemResult(key, ItemStatus.CREATED, complaint_id=referral.complaint_id, referral_id=claimed.earlier,
                           replayed=True)
     proposal = item.referral
     if item.referral_complaint_key is not None:

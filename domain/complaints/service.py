@@ -119,9 +119,10 @@ async def file_complaint(
     now: dt.datetime | None = None,
 ) -> Filed:
     actor.require(Op.FILE_COMPLAINT)
-    earlier = await idempotency.claim(session, actor=actor, key=idempotency_key, operation="fileComplaint")
-    if earlier is not None:
-        return Filed(await get_complaint(session, actor=actor, complaint_id=earlier), replayed=True)
+    claimed = await idempotency.claim(session, actor=actor, key=idempotency_key, operation="fileComplaint",
+                                      reserve=Complaint)
+    if claimed.earlier is not None:
+        return Filed(await get_complaint(session, actor=actor, complaint_id=claimed.earlier), replayed=True)
     household = await get_household(session, actor=actor, household_id=data.household_id, field="householdId")
     errors: list[DomainError] = []
     try:
@@ -157,23 +158,22 @@ async def file_complaint(
     days = await sla_days(session, sector=data.sector, program_id=data.program_id)
     started = data.reported_at or now
     complaint = Complaint(
-        household_id=household.id, member_id=data.member_id, region_code=household.region_code,
+        id=claimed.reserved, household_id=household.id, member_id=data.member_id, region_code=household.region_code,
         kind=data.kind.value, sector=data.sector.value, program_id=data.program_id,
         description=data.description.strip(), channel=data.channel.value, priority=data.priority.value,
         status=S.NEW.value, assignee_id=assignee_id, filed_by_id=actor.id, sla_started_at=started,
         sla_due_at=started + dt.timedelta(days=days), reported_at=data.reported_at,
     )
     session.add(complaint)
-    await session.flush()
+    await session.flush()  # INSERT ... RETURNING the id and the server's defaults: no need to read it back
     if assignee_id is not None:
         session.add(Assignment(complaint_id=complaint.id, from_staff_id=None, to_staff_id=assignee_id,
                                by_staff_id=actor.id, reason="filed"))
+        await session.flush()
     await append_event(session, kind=EventKind.COMPLAINT_FILED, actor=actor, region_code=complaint.region_code,
                        household_id=household.id, complaint_id=complaint.id,
                        data={"status": S.NEW.value, "sector": complaint.sector, "priority": complaint.priority,
                              "assigneeId": assignee_id, "version": 1})
-    await idempotency.complete(session, actor=actor, key=idempotency_key, result_id=complaint.id)
-    await session.refresh(complaint)
     return Filed(complaint, replayed=False)
 
 

@@ -218,9 +218,9 @@ async def register_household(
     today: dt.date | None = None,
 ) -> Registered:
     actor.require(Op.REGISTER_HOUSEHOLD)
-    earlier = await idempotency.claim(session, actor=actor, key=idempotency_key, operation="registerHousehold")
-    if earlier is not None:
-        return Registered(await get_household(session, actor=actor, household_id=earlier), replayed=True)
+    claimed = await idempotency.claim(session, actor=actor, key=idempotency_key, operation="registerHousehold")
+    if claimed.earlier is not None:
+        return Registered(await get_household(session, actor=actor, household_id=claimed.earlier), replayed=True)
     today = today or dt.date.today()  # noqa: DTZ011 - birth dates are calendar dates
     await _desa(session, actor, data.region_code)
     errors = _text(data.address, field="address", limit=300)
@@ -351,9 +351,9 @@ async def add_member(
     today: dt.date | None = None,
 ) -> tuple[Member, bool]:
     actor.require(Op.UPDATE_HOUSEHOLD)
-    earlier = await idempotency.claim(session, actor=actor, key=idempotency_key, operation="addMember")
-    if earlier is not None:
-        member = await session.get(Member, earlier)
+    claimed = await idempotency.claim(session, actor=actor, key=idempotency_key, operation="addMember")
+    if claimed.earlier is not None:
+        member = await session.get(Member, claimed.earlier)
         if member is None:
             raise NotFound("no such member")
         return member, True
