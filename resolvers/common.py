@@ -20,18 +20,33 @@ Info = strawberry.Info[Context, None]
 
 
 async def attempt(info: Info, work: Callable[[AsyncSession, Actor], Awaitable[T]]) -> T:
-    """Run one service call in a savepoint: a domain error undoes everything it wrote (rows and pending
-    events) and propagates; the operation's transaction itself is committed by the boundary."""
+    """Run one service call all or nothing: if it fails, everything it wrote (rows and pending events) is
+    undone and the error propagates; the operation's transaction itself is committed by the boundary.
+
+    The first change of a unit of work (for a request of one mutation, the only one) runs without a savepoint:
+    until then the transaction holds only reads (the actor's account), so a failure rolls the whole transaction
+    back, which undoes exactly this call, without the two round trips of ``SAVEPOINT`` and ``RELEASE``. A later
+    change runs in a savepoint, so that its failure keeps the changes before it."""
     ctx = info.context
     actor = ctx.require_actor()
     async with ctx.db() as session:
+        unit = ctx.unit
         pending: list[object] = session.info.setdefault(PENDING_EVENTS, [])
         mark = len(pending)
+        if unit.changed:
+            try:
+                async with session.begin_nested():
+                    return await work(session, actor)
+            except DomainError:
+                del pending[mark:]
+                raise
+        unit.changed = True
         try:
-            async with session.begin_nested():
-                return await work(session, actor)
-        except DomainError:
+            return await work(session, actor)
+        except Exception:
             del pending[mark:]
+            unit.changed = False
+            await session.rollback()
             raise
 
 

@@ -75,6 +75,9 @@ class Unit:
     personal_data_reads: set[int] = field(default_factory=set)
     #: what to do once the unit has committed (never if it rolls back)
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: a change (one service call of a mutation) has run in this transaction and is to be kept: a later change
+    #: must then run in a savepoint, so that its failure undoes only itself (see ``resolvers.common.attempt``)
+    changed: bool = False
     #: set when the unit has ended; a resolver still running then (a sibling of a failed non-null field, which
     #: graphql-core does not wait for) gets an error instead of a session
     closed: bool = False

@@ -453,6 +453,35 @@ async def test_idempotency_key_reused_for_another_operation(client: Client, worl
     assert await count(session, Complaint) == 0
 
 
+FILE_TWICE = """
+mutation($first: FileComplaintInput!, $second: FileComplaintInput!) {
+  first: fileComplaint(input: $first) { complaint { id } errors { code } }
+  second: fileComplaint(input: $second) { complaint { id } errors { code } }
+}"""
+
+
+@pytest.mark.parametrize("failing", ["first", "second"])
+async def test_a_failed_mutation_undoes_only_itself(client: Client, world: World, session: AsyncSession,
+                                                    published: Published, failing: str) -> None:
+    """The first change of an operation runs without a savepoint (a failure rolls its whole transaction back),
+    later ones in a savepoint: either way one mutation's failure keeps its sibling's change and only that."""
+    household = await register(client, world)
+    good = complaint_input(household["id"], idempotencyKey="k-good")
+    bad = complaint_input(household["id"], description=" ", idempotencyKey="k-bad")
+    before = await count(session, CaseEvent)
+    out = await client.ok(FILE_TWICE, {"first": bad if failing == "first" else good,
+                                       "second": bad if failing == "second" else good},
+                          actor=world.actor("fac_a1"))
+    kept = "second" if failing == "first" else "first"
+    assert codes(out[failing]) == ["REQUIRED"] and out[failing]["complaint"] is None
+    assert out[kept]["errors"] == [] and out[kept]["complaint"] is not None
+    assert [db_id(out[kept]["complaint"]["id"])] == list(await session.scalars(select(Complaint.id)))
+    assert list(await session.scalars(select(IdempotencyKey.key).where(IdempotencyKey.key.like("k-%")))) == ["k-good"]
+    assert await count(session, CaseEvent) == before + 1
+    assert await count(session, Assignment) == 1
+    assert len(published.batches[-1]) == 1
+
+
 # ----------------------------------------------------------------------------------------- status changes
 
 
