@@ -14,7 +14,8 @@ from domain.events import CaseEvent as CaseEventRow
 from domain.events import latest_event_id, read_changes
 from domain.households import queries as households
 from domain.numbers import bigint
-from domain.paging import Page, check_first
+from domain.paging import Ordering, Page, check_first
+from domain.referrals import queries as referrals
 from domain.regions import is_valid_code
 from resolvers.common import Info, aware, optional_pk, read
 from schema import inputs
@@ -106,12 +107,16 @@ async def _family_card(info: Info, pk: int) -> FamilyCard | None:
     return FamilyCard.from_row(card) if card else None
 
 
-async def households_(info: Info, filter: inputs.HouseholdFilter | None = None, first: int | None = None,
-                      after: str | None = None) -> Connection[Household]:
+def household_query(filter: inputs.HouseholdFilter | None) -> tuple[households.HouseholdFilter, Ordering]:
     f = filter or inputs.HouseholdFilter()
     hf = households.HouseholdFilter(region_code=f.region_code, dtks_status=f.dtks_status,
                                     updated_after=aware(f.updated_after, field="filter.updatedAfter"), nik=f.nik)
-    ordering = households.UPDATED if f.updated_after is not None else households.NEWEST
+    return hf, households.UPDATED if f.updated_after is not None else households.NEWEST
+
+
+async def households_(info: Info, filter: inputs.HouseholdFilter | None = None, first: int | None = None,
+                      after: str | None = None) -> Connection[Household]:
+    hf, ordering = household_query(filter)
     size = _first(info, first)
     cipher = info.context.cipher
     page = await read(info, lambda s, a: households.list_households(
@@ -133,11 +138,16 @@ def complaint_filter(f: inputs.ComplaintFilter | None) -> complaints.ComplaintFi
         created_before=aware(f.created_before, field="filter.createdBefore"))
 
 
-async def complaints_(info: Info, filter: inputs.ComplaintFilter | None = None, first: int | None = None,
-                      after: str | None = None, order_by: str | None = None) -> Connection[Complaint]:
+def complaint_query(filter: inputs.ComplaintFilter | None,
+                    order_by: str | None) -> tuple[complaints.ComplaintFilter, Ordering]:
     cf = complaint_filter(filter)
     name = order_by or ("updated" if cf.updated_after is not None else "newest")
-    ordering = complaints.ORDERINGS[name]
+    return cf, complaints.ORDERINGS[name]
+
+
+async def complaints_(info: Info, filter: inputs.ComplaintFilter | None = None, first: int | None = None,
+                      after: str | None = None, order_by: str | None = None) -> Connection[Complaint]:
+    cf, ordering = complaint_query(filter, order_by)
     size = _first(info, first)
     page = await read(info, lambda s, a: complaints.list_complaints(
         s, actor=a, filter=cf, ordering=ordering, first=size, after=after))
@@ -145,17 +155,19 @@ async def complaints_(info: Info, filter: inputs.ComplaintFilter | None = None, 
         info, lambda s, a: complaints.count_complaints(s, actor=a, filter=cf)))
 
 
-async def referrals_(info: Info, filter: inputs.ReferralFilter | None = None, first: int | None = None,
-                     after: str | None = None) -> Connection[Referral]:
-    from domain.referrals import queries as referrals
-
+def referral_query(filter: inputs.ReferralFilter | None) -> tuple[referrals.ReferralFilter, Ordering]:
     f = filter or inputs.ReferralFilter()
     rf = referrals.ReferralFilter(
         region_code=f.region_code, statuses=_values(f.status, ReferralStatus),
         program_id=optional_pk(f.program_id, "Program", field="filter.programId"),
         complaint_id=optional_pk(f.complaint_id, "Complaint", field="filter.complaintId"),
         updated_after=aware(f.updated_after, field="filter.updatedAfter"))
-    ordering = referrals.UPDATED if f.updated_after is not None else referrals.NEWEST
+    return rf, referrals.UPDATED if f.updated_after is not None else referrals.NEWEST
+
+
+async def referrals_(info: Info, filter: inputs.ReferralFilter | None = None, first: int | None = None,
+                     after: str | None = None) -> Connection[Referral]:
+    rf, ordering = referral_query(filter)
     size = _first(info, first)
     page = await read(info, lambda s, a: referrals.list_referrals(
         s, actor=a, filter=rf, ordering=ordering, first=size, after=after))

@@ -42,6 +42,11 @@ _RULES = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
 _PRODUCTION_RULES = [*_RULES, NoSchemaIntrospectionCustomRule]
 
 
+def validation_rules(*, production: bool) -> list[Any]:
+    """The rules every operation is validated with beyond the specification's own."""
+    return list(_PRODUCTION_RULES if production else _RULES)
+
+
 def limit_extensions(*, production: bool, default_page: int = 50,
                      max_page: int = 1000) -> list[Callable[[], SchemaExtension]]:
     rules = _PRODUCTION_RULES if production else _RULES
@@ -158,6 +163,16 @@ class TextGuard(SchemaExtension):
             raise GraphQLError("text may not contain NUL characters (\\u0000) or unpaired surrogates",
                                extensions={"code": "BAD_USER_INPUT"})
         yield
+
+
+def has_nul(value: Any) -> bool:
+    """Whether variables hold text PostgreSQL cannot store."""
+    return _has_nul(value)
+
+
+def document_has_nul(document: DocumentNode | None) -> bool:
+    """Whether a document's strings hold text PostgreSQL cannot store."""
+    return _document_has_nul(document)
 
 
 def _storable(text: str) -> bool:

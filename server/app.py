@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
+import orjson
 from broadcaster import Broadcast
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
@@ -24,10 +25,13 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from starlette.websockets import WebSocketDisconnect as StarletteDisconnect
 from starlette.websockets import WebSocketDisconnected as StarletteDisconnected
+from strawberry import Schema
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from console.routes import CONSOLE_HEADER, SESSION_COOKIE, console_routes
@@ -37,6 +41,7 @@ from domain.staff.tokens import TokenSigner
 from schema import build_schema
 from server import db
 from server.auth import authenticate, credential_of
+from server.compiled_reads import CompiledReads, RawJSON
 from server.context import Context, Services, abandon_unit
 from server.export import export_endpoint
 from server.middleware import BodyLimit, JsonBody, RateLimit, RequestId
@@ -62,7 +67,7 @@ class Runtime:
 
 class RujukGraphQL(GraphQL[Context, None]):
     def __init__(self, app_state: dict[str, Any], *, production: bool, max_subscriptions: int,
-                 init_timeout: float, allowed_origins: tuple[str, ...]) -> None:
+                 init_timeout: float, allowed_origins: tuple[str, ...], compiled_reads: bool = True) -> None:
         super().__init__(build_schema(production=production), graphql_ide=None if production else "graphiql",
                          allow_queries_via_get=False, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
                          multipart_uploads_enabled=False,
@@ -70,6 +75,28 @@ class RujukGraphQL(GraphQL[Context, None]):
                          allowed_origins=allowed_origins,
                          connection_init_wait_timeout=timedelta(seconds=init_timeout))
         self._state = app_state
+        self._compiled = CompiledReads(cast(Schema, self.schema), production=production) if compiled_reads \
+            else None
+
+    async def execute_single(self, request: Request, request_adapter: Any, sub_response: Response,
+                             context: Context, root_value: None, request_data: GraphQLRequestData) -> ExecutionResult:
+        """A query the compiler knows is answered by one SQL statement; everything else as usual."""
+        if self._compiled is not None and request_adapter.method == "POST":
+            result = await self._compiled.execute(context, request_data.query, request_data.variables,
+                                                  request_data.operation_name)
+            if result is not None:
+                return result
+        return await super().execute_single(request=request, request_adapter=request_adapter,
+                                            sub_response=sub_response, context=context, root_value=root_value,
+                                            request_data=request_data)
+
+    def encode_json(self, data: object) -> bytes:
+        if isinstance(data, dict) and len(data) == 1 and isinstance(raw := data.get("data"), RawJSON):
+            return b'{"data":' + raw.text.encode() + b"}"
+        try:
+            return orjson.dumps(data)
+        except TypeError:  # a value orjson does not take (e.g. an integer over 64 bits)
+            return json.dumps(data, separators=(",", ":")).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -198,7 +225,8 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None,
 
     graphql = RujukGraphQL(state, production=settings.production,
                            max_subscriptions=settings.max_subscriptions_per_socket,
-                           init_timeout=settings.ws_init_timeout_seconds, allowed_origins=settings.cors_origins)
+                           init_timeout=settings.ws_init_timeout_seconds, allowed_origins=settings.cors_origins,
+                           compiled_reads=settings.compiled_reads)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")

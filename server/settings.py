@@ -72,6 +72,9 @@ class Settings:
     ws_init_timeout_seconds: float = 10.0
     #: run the demo's facilitator simulator (``rujuk serve --demo`` turns it on)
     simulator: bool = False
+    #: answer the hot list queries with one JSON-building SQL statement (``resolvers.compiled``); off, every
+    #: query runs through the resolvers (the two give the same answers; a test compares them)
+    compiled_reads: bool = True
 
     @property
     def production(self) -> bool:
@@ -125,6 +128,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         log_level=env.get("RUJUK_LOG_LEVEL", "INFO").upper(),
         log_format=env.get("RUJUK_LOG_FORMAT", "json" if env.get("RUJUK_ENV") == "production" else "text"),
         simulator=_bool(env.get("RUJUK_SIMULATOR", "0")),
+        compiled_reads=_bool(env.get("RUJUK_COMPILED_READS", "1")),
         event_poll_seconds=float(env.get("RUJUK_EVENT_POLL_SECONDS", "2.0")),
         subscriber_queue_size=_int(env, "RUJUK_SUBSCRIBER_QUEUE_SIZE", 1000),
         max_subscriptions_per_socket=_int(env, "RUJUK_MAX_SUBSCRIPTIONS_PER_SOCKET", 20),

@@ -115,15 +115,20 @@ def _filtered(stmt: Select[Any], f: ComplaintFilter) -> Select[Any]:
     return stmt
 
 
+def matching(actor: Actor, filter: ComplaintFilter) -> Select[Any]:
+    """The complaints the actor may read that match ``filter``, unordered."""
+    return _filtered(scoped(select(Complaint), actor), filter)
+
+
 async def list_complaints(session: AsyncSession, *, actor: Actor, filter: ComplaintFilter, ordering: Ordering,
                           first: int, after: str | None) -> Page[Complaint]:
-    stmt = _filtered(scoped(select(Complaint), actor), filter)
+    stmt = matching(actor, filter)
     rows = (await session.scalars(keyset(stmt, ordering, after=after, first=first))).all()
     return page_of(rows, first=first, ordering=ordering)
 
 
 async def count_complaints(session: AsyncSession, *, actor: Actor, filter: ComplaintFilter) -> int:
-    stmt = _filtered(scoped(select(Complaint), actor), filter)
+    stmt = matching(actor, filter)
     return int(await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
 
 

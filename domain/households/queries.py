@@ -57,20 +57,30 @@ def _filtered(stmt: Select[Any], f: HouseholdFilter, actor: Actor,
     return stmt
 
 
+def matching(actor: Actor, cipher: PersonalDataCipher, filter: HouseholdFilter) -> Select[Any]:
+    """The households the actor may read that match ``filter``, unordered (raises what the filter breaks)."""
+    return _filtered(scoped(select(Household), actor), filter, actor, cipher)
+
+
 async def list_households(session: AsyncSession, *, actor: Actor, cipher: PersonalDataCipher,
                           filter: HouseholdFilter, ordering: Ordering, first: int,
                           after: str | None) -> Page[Household]:
-    stmt = _filtered(scoped(select(Household), actor), filter, actor, cipher)
+    stmt = matching(actor, cipher, filter)
     rows = (await session.scalars(keyset(stmt, ordering, after=after, first=first))).all()
     if filter.nik is not None:
-        await audit(session, actor=actor, action="SEARCH_BY_NIK", entity_type="Household", entity_id=None,
-                    detail={"matches": len(rows)})
+        await audit_nik_search(session, actor=actor, matches=len(rows))
     return page_of(rows, first=first, ordering=ordering)
+
+
+async def audit_nik_search(session: AsyncSession, *, actor: Actor, matches: int) -> None:
+    """Every search by NIK is audited, with how many households it found (at most a page and one more)."""
+    await audit(session, actor=actor, action="SEARCH_BY_NIK", entity_type="Household", entity_id=None,
+                detail={"matches": matches})
 
 
 async def count_households(session: AsyncSession, *, actor: Actor, cipher: PersonalDataCipher,
                            filter: HouseholdFilter) -> int:
-    stmt = _filtered(scoped(select(Household), actor), filter, actor, cipher)
+    stmt = matching(actor, cipher, filter)
     return int(await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
 
 

@@ -54,15 +54,20 @@ def _filtered(stmt: Select[Any], f: ReferralFilter) -> Select[Any]:
     return stmt
 
 
+def matching(actor: Actor, filter: ReferralFilter) -> Select[Any]:
+    """The referrals the actor may read that match ``filter``, unordered."""
+    return _filtered(scoped(select(Referral), actor), filter)
+
+
 async def list_referrals(session: AsyncSession, *, actor: Actor, filter: ReferralFilter, ordering: Ordering,
                          first: int, after: str | None) -> Page[Referral]:
-    stmt = _filtered(scoped(select(Referral), actor), filter)
+    stmt = matching(actor, filter)
     rows = (await session.scalars(keyset(stmt, ordering, after=after, first=first))).all()
     return page_of(rows, first=first, ordering=ordering)
 
 
 async def count_referrals(session: AsyncSession, *, actor: Actor, filter: ReferralFilter) -> int:
-    stmt = _filtered(scoped(select(Referral), actor), filter)
+    stmt = matching(actor, filter)
     return int(await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
 
 

@@ -1,0 +1,467 @@
+"""Compiled reads: a query over the hot list shapes answered by one SQL statement in which PostgreSQL builds
+the whole response as JSON, instead of resolving and serialising it field by field in Python.
+
+A query is compiled when every field it selects is one this module knows how to produce in SQL exactly as the
+resolvers produce it: the root connections ``households``, ``complaints`` and ``referrals`` with their
+filters, orderings, cursors, ``pageInfo`` and ``totalCount``; the stored fields of households, members,
+family cards, complaints (with ``slaState``) and referrals; and the nested lists ``Household.members``,
+``Household.familyCards``, ``Household.complaints``, ``Complaint.referrals`` and ``Complaint.household``.
+Anything else (a directive, a field that resolves through another loader, an unmasked NIK, an initialised
+name for a role without the personal-data grant, the same type twice on one path) makes :func:`compile_`
+raise :class:`NotCompilable`, and the operation runs through the ordinary resolvers, which give the same
+answer. Scope, filters and orderings come from the same domain functions the resolvers call, so the two
+paths cannot disagree about which rows an actor sees; ``tests/test_compiled_reads.py`` compares them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    get_named_type,
+)
+from graphql.execution.values import VariableValues, get_argument_values
+from sqlalchemy import ClauseElement, Select, func, select
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.types import DateTime
+from strawberry.types.arguments import convert_arguments
+
+from domain.actor import Actor
+from domain.complaints import queries as complaints
+from domain.complaints.models import Complaint
+from domain.crypto import PersonalDataCipher
+from domain.households import queries as households
+from domain.households.models import Household
+from domain.paging import Ordering, check_first, keyset
+from domain.referrals import queries as referrals
+from domain.referrals.models import Referral
+
+#: json_build_object takes at most 100 arguments
+MAX_KEYS = 50
+
+
+class NotCompilable(Exception):
+    """The operation selects something this module does not produce; the resolvers answer it."""
+
+
+@dataclass(slots=True)
+class Selected:
+    """One response key of a selection set: the field it names and every node that asked for it (merged)."""
+
+    key: str
+    name: str
+    nodes: list[FieldNode] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Request:
+    """What the statement needs from the request: the schema, the operation's fragments and variables, who
+    asks, and the page limits."""
+
+    schema: GraphQLSchema
+    strawberry_schema: Any
+    fragments: dict[str, FragmentDefinitionNode]
+    variables: VariableValues
+    actor: Actor
+    cipher: PersonalDataCipher
+    default_page: int
+    max_page: int
+    #: node SQL already built for this document, visibility and scope (owned by the caller, bounded there)
+    cache: MutableMapping[tuple[Any, ...], str] = field(default_factory=dict)
+    #: the query text and operation name, part of the cache key
+    query_key: tuple[str, str | None] = ("", None)
+
+
+def _collect(request: Request, type_: GraphQLObjectType, selection_sets: Iterable[SelectionSetNode],
+             into: dict[str, Selected] | None = None) -> list[Selected]:
+    """The fields of ``selection_sets`` on ``type_`` by response key, in order, fragments inlined."""
+    out = into if into is not None else {}
+    for selection_set in selection_sets:
+        for node in selection_set.selections:
+            if node.directives:
+                raise NotCompilable("directive")
+            if isinstance(node, FieldNode):
+                key = node.alias.value if node.alias else node.name.value
+                entry = out.setdefault(key, Selected(key=key, name=node.name.value))
+                entry.nodes.append(node)
+            elif isinstance(node, InlineFragmentNode):
+                if node.type_condition is not None and not _applies(request, node.type_condition.name.value, type_):
+                    continue
+                _collect(request, type_, [node.selection_set], out)
+            elif isinstance(node, FragmentSpreadNode):
+                fragment = request.fragments.get(node.name.value)
+                if fragment is None:
+                    raise NotCompilable("unknown fragment")
+                if _applies(request, fragment.type_condition.name.value, type_):
+                    _collect(request, type_, [fragment.selection_set], out)
+    if len(out) > MAX_KEYS:
+        raise NotCompilable("too many fields for one object")
+    return list(out.values())
+
+
+def _applies(request: Request, condition: str, type_: GraphQLObjectType) -> bool:
+    if condition == type_.name:
+        return True
+    return any(interface.name == condition for interface in type_.interfaces)
+
+
+def _children(request: Request, parent: GraphQLObjectType, selected: Selected) -> tuple[GraphQLObjectType,
+                                                                                        list[Selected]]:
+    field_def = parent.fields[selected.name]
+    child = get_named_type(field_def.type)
+    if not isinstance(child, GraphQLObjectType):
+        raise NotCompilable("abstract type")
+    return child, _collect(request, child, [n.selection_set for n in selected.nodes if n.selection_set])
+
+
+def _arguments(request: Request, parent: GraphQLObjectType, selected: Selected) -> dict[str, Any]:
+    """The field's arguments as the resolver receives them (strawberry inputs, python names)."""
+    field_def = parent.fields[selected.name]
+    raw = get_argument_values(field_def, selected.nodes[0], request.variables)
+    definition = field_def.extensions.get("strawberry-definition")
+    if definition is None:
+        raise NotCompilable("not a strawberry field")
+    return dict(convert_arguments(raw, definition.arguments, scalar_registry=request.strawberry_schema
+                                  .schema_converter.scalar_registry, config=request.strawberry_schema.config))
+
+
+# --- SQL text --------------------------------------------------------------------------------------------------
+# The JSON layer is written as SQL text (it holds no parameters: keys and fixed strings only), built once per
+# document, visibility and scope and then reused; the parts that carry the request's values (filters, cursor,
+# page size) are SQLAlchemy statements from the domain, compiled per request with positional parameters.
+
+DIALECT: Any = asyncpg_dialect()  # type: ignore[no-untyped-call]
+_PARAM = re.compile(r"\$(\d+)")
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def obj(pairs: Iterable[tuple[str, str]]) -> str:
+    return "json_build_object(" + ", ".join(f"{_literal(key)}, {value}" for key, value in pairs) + ")"
+
+
+def iso(column: str) -> str:
+    """A timestamp exactly as ``datetime.isoformat()`` writes it in UTC (microseconds only when not zero)."""
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (f"(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN date_trunc('second', {column}) = {column} "
+            f"THEN '' ELSE to_char({utc}, '.US') END || '+00:00')")
+
+
+def _b64url(text: str) -> str:
+    """base64url without padding, as :func:`schema.relay.to_global_id` and the cursors encode."""
+    return f"rtrim(translate(encode(convert_to({text}, 'UTF8'), 'base64'), E'+/\\n', '-_'), '=')"
+
+
+def global_id(type_name: str, pk: str) -> str:
+    return _b64url(f"{_literal(type_name + ':')} || {pk}")
+
+
+def cursor(ordering: Ordering, table: str) -> str:
+    """The row's cursor exactly as :func:`domain.paging.encode_cursor` writes it (columns of ``table``)."""
+    parts = []
+    for column in ordering.columns:
+        name = f"{table}.{column.key}"
+        parts.append(f"""'{{"t":"' || {iso(name)} || '"}}'""" if isinstance(column.type, DateTime) else
+                     f"{name}::text")
+    inner = " || ',' || ".join(parts)
+    return _b64url(f"""'["{ordering.name}",[' || {inner} || ']]'""")
+
+
+def _sort(ordering: Ordering, table: str, *, reverse: bool = False) -> str:
+    direction = "DESC" if ordering.descending != reverse else "ASC"
+    return ", ".join(f"{table}.{column.key} {direction}" for column in ordering.columns)
+
+
+def _json_list(element: str, source: str, order: str) -> str:
+    return f"(SELECT coalesce(json_agg({element} ORDER BY {order}), '[]'::json) FROM {source})"
+
+
+def bind(statement: ClauseElement, params: list[Any]) -> str:
+    """``statement`` as SQL whose parameters continue the numbering of ``params`` (their values appended)."""
+    compiled: Any = statement.compile(dialect=DIALECT, compile_kwargs={"render_postcompile": True})
+    values = compiled.construct_params()
+    offset = len(params)
+    params.extend(values[name] for name in compiled.positiontup or ())
+    return _PARAM.sub(lambda m: f"${int(m.group(1)) + offset}", compiled.string)
+
+
+def _scope(stmt: Select[Any]) -> str:
+    """The conditions of a scoped select as literal SQL (region codes and program codes: validated values)."""
+    where = stmt.whereclause
+    if where is None:
+        return ""
+    return " AND (" + str(where.compile(dialect=DIALECT, compile_kwargs={"literal_binds": True})) + ")"
+
+
+# --- objects -------------------------------------------------------------------------------------------------
+
+#: a field stored in a column: its SQL for the request
+Column = Callable[[Request], str]
+Relation = Callable[[Request, GraphQLObjectType, list[Selected], tuple[str, ...]], str]
+
+
+def _plain(sql: str) -> Column:
+    return lambda r: sql
+
+
+def _personal(sql: str) -> Column:
+    return lambda r: sql if r.actor.sees_personal_data else "NULL"
+
+
+def _member_name(r: Request) -> str:
+    if not r.actor.sees_personal_data:
+        raise NotCompilable("initials are made in Python")
+    return "members.name"
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    type_name: str
+    table: str
+    columns: dict[str, Column]
+    relations: dict[str, Relation] = field(default_factory=dict)
+
+
+def _object(request: Request, entity: Entity, type_: GraphQLObjectType, selections: list[Selected],
+            path: tuple[str, ...]) -> str:
+    if entity.type_name in path:
+        raise NotCompilable("the same type twice on one path")
+    path = (*path, entity.type_name)
+    pairs: list[tuple[str, str]] = []
+    for selected in selections:
+        if selected.name == "__typename":
+            pairs.append((selected.key, _literal(type_.name)))
+        elif selected.name == "id":
+            pairs.append((selected.key, global_id(entity.type_name, f"{entity.table}.id")))
+        elif selected.name in entity.columns:
+            pairs.append((selected.key, entity.columns[selected.name](request)))
+        elif selected.name in entity.relations:
+            if type_.fields[selected.name].args:
+                raise NotCompilable("nested field with arguments")
+            child_type, children = _children(request, type_, selected)
+            pairs.append((selected.key, entity.relations[selected.name](request, child_type, children, path)))
+        else:
+            raise NotCompilable(f"{type_.name}.{selected.name}")
+    return obj(pairs)
+
+
+def _members(request: Request, type_: GraphQLObjectType, selections: list[Selected], path: tuple[str, ...]) -> str:
+    return _json_list(_object(request, MEMBER, type_, selections, path),
+                      "members WHERE members.household_id = households.id", "members.id")
+
+
+def _family_cards(request: Request, type_: GraphQLObjectType, selections: list[Selected],
+                  path: tuple[str, ...]) -> str:
+    return _json_list(_object(request, FAMILY_CARD, type_, selections, path),
+                      "family_cards WHERE family_cards.household_id = households.id", "family_cards.id")
+
+
+def _household_complaints(request: Request, type_: GraphQLObjectType, selections: list[Selected],
+                          path: tuple[str, ...]) -> str:
+    scope = _scope(complaints.scoped(select(Complaint.id), request.actor))
+    return _json_list(_object(request, COMPLAINT, type_, selections, path),
+                      f"complaints WHERE complaints.household_id = households.id{scope}", "complaints.id")
+
+
+def _complaint_referrals(request: Request, type_: GraphQLObjectType, selections: list[Selected],
+                         path: tuple[str, ...]) -> str:
+    scope = _scope(referrals.scoped(select(Referral.id), request.actor))
+    return _json_list(_object(request, REFERRAL, type_, selections, path),
+                      f"referrals WHERE referrals.complaint_id = complaints.id{scope}", "referrals.id")
+
+
+def _complaint_household(request: Request, type_: GraphQLObjectType, selections: list[Selected],
+                         path: tuple[str, ...]) -> str:
+    scope = _scope(households.scoped(select(Household.id), request.actor))
+    element = _object(request, HOUSEHOLD, type_, selections, path)
+    return f"(SELECT {element} FROM households WHERE households.id = complaints.household_id{scope})"
+
+
+def _columns(table: str, names: Iterable[str], *, times: Iterable[str] = ()) -> dict[str, Column]:
+    out: dict[str, Column] = {}
+    for name in names:
+        out[_camel(name)] = _plain(f"{table}.{name}")
+    for name in times:
+        out[_camel(name)] = _plain(iso(f"{table}.{name}"))
+    return out
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _sla_state(request: Request) -> str:
+    return str(complaints.sla_state_sql().compile(dialect=DIALECT, compile_kwargs={"literal_binds": True}))
+
+
+HOUSEHOLD = Entity("Household", "households", {
+    **_columns("households", ["region_code", "rt", "rw", "dtks_status", "indicators", "version"],
+               times=["created_at", "updated_at"]),
+    "address": _personal("households.address"), "latitude": _personal("households.latitude"),
+    "longitude": _personal("households.longitude"),
+}, {"members": _members, "familyCards": _family_cards, "complaints": _household_complaints})
+
+MEMBER = Entity("Member", "members", {
+    **_columns("members", ["sex", "birth_date", "relation", "nik_status", "nik_masked", "nik_from_other_region",
+                           "education", "occupation", "disability", "chronic_illness", "programs", "version"]),
+    "name": _member_name,
+})
+
+FAMILY_CARD = Entity("FamilyCard", "family_cards", {"numberMasked": _plain("family_cards.number_masked")})
+
+COMPLAINT = Entity("Complaint", "complaints", {
+    **_columns("complaints", ["kind", "sector", "description", "channel", "priority", "status", "region_code",
+                              "decision", "status_reason", "version"],
+               times=["sla_due_at", "closed_at", "reported_at", "created_at", "updated_at"]),
+    "slaState": _sla_state,
+}, {"referrals": _complaint_referrals, "household": _complaint_household})
+
+REFERRAL = Entity("Referral", "referrals", {
+    **_columns("referrals", ["status", "receiving_agency", "note", "consent_given", "consent_override_reason",
+                             "rejection_reason", "revocation_reason", "outcome", "version"],
+               times=["sent_at", "responded_at", "completed_at", "created_at", "updated_at"]),
+})
+
+
+# --- root connections ----------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Statement:
+    """The SQL, its parameters, and how many NIK searches it holds (their match counts follow the data)."""
+
+    sql: str
+    params: list[Any]
+    nik_searches: int
+
+
+def _node(request: Request, entity: Entity, type_: GraphQLObjectType, selected: Selected) -> str:
+    """The node object's SQL for this connection field, from the cache when the document, the visibility of
+    personal data and the scope are the same."""
+    actor = request.actor
+    key = (*request.query_key, selected.key, actor.sees_personal_data, actor.role, actor.regions, actor.programs)
+    sql = request.cache.get(key)
+    if sql is None:
+        edge_type, edge_fields = _children(request, type_, selected)
+        nodes = [f for f in edge_fields if f.name == "node"]
+        node_type = get_named_type(edge_type.fields["node"].type)
+        assert isinstance(node_type, GraphQLObjectType)
+        children = _collect(request, node_type, [n.selection_set for f in nodes for n in f.nodes if n.selection_set])
+        sql = _object(request, entity, node_type, children, ())
+        request.cache[key] = sql
+    return sql
+
+
+def _connection(request: Request, entity: Entity, type_: GraphQLObjectType, selections: list[Selected],
+                matching: Select[Any], ordering: Ordering, first: int, after: str | None, n: int,
+                params: list[Any], ctes: list[str]) -> str:
+    """``{edges {cursor node}, pageInfo, totalCount}`` of a keyset page, as the resolvers build it. The page's
+    keys (and one more, to know whether more follow) go to a CTE ``p<n>`` numbered in page order."""
+    model = entity.table
+    keys = keyset(matching.with_only_columns(*ordering.columns), ordering, after=after, first=first)
+    ranked = f"p{n}"
+    ctes.append(f"k{n} AS ({bind(keys, params)})")
+    ctes.append(f"{ranked} AS (SELECT k{n}.*, row_number() OVER (ORDER BY {_sort(ordering, f'k{n}')}) AS rn "
+                f"FROM k{n})")
+    pairs: list[tuple[str, str]] = []
+    for selected in selections:
+        if selected.name == "__typename":
+            pairs.append((selected.key, _literal(type_.name)))
+        elif selected.name == "totalCount":
+            count = select(func.count()).select_from(matching.with_only_columns(ordering.columns[-1]).subquery())
+            pairs.append((selected.key, f"({bind(count, params)})"))
+        elif selected.name == "edges":
+            edge_type, edge_fields = _children(request, type_, selected)
+            edge_pairs: list[tuple[str, str]] = []
+            for edge_field in edge_fields:
+                if edge_field.name == "__typename":
+                    edge_pairs.append((edge_field.key, _literal(edge_type.name)))
+                elif edge_field.name == "cursor":
+                    edge_pairs.append((edge_field.key, cursor(ordering, model)))
+                elif edge_field.name == "node":
+                    edge_pairs.append((edge_field.key, _node(request, entity, type_, selected)))
+                else:
+                    raise NotCompilable(f"{edge_type.name}.{edge_field.name}")
+            source = f"{model} WHERE {model}.id IN (SELECT id FROM {ranked} WHERE rn <= {first})"
+            pairs.append((selected.key, _json_list(obj(edge_pairs), source, _sort(ordering, model))))
+        elif selected.name == "pageInfo":
+            info_type, info_fields = _children(request, type_, selected)
+            info_pairs: list[tuple[str, str]] = []
+            for info_field in info_fields:
+                if info_field.name == "__typename":
+                    info_pairs.append((info_field.key, _literal(info_type.name)))
+                elif info_field.name == "hasNextPage":
+                    info_pairs.append((info_field.key, f"((SELECT count(*) FROM {ranked}) > {first})"))
+                elif info_field.name == "hasPreviousPage":
+                    info_pairs.append((info_field.key, "true" if after is not None else "false"))
+                elif info_field.name == "startCursor":
+                    info_pairs.append((info_field.key,
+                                       f"(SELECT {cursor(ordering, ranked)} FROM {ranked} WHERE rn = 1)"))
+                elif info_field.name == "endCursor":
+                    info_pairs.append((info_field.key, f"(SELECT {cursor(ordering, ranked)} FROM {ranked} "
+                                                       f"WHERE rn <= {first} ORDER BY rn DESC LIMIT 1)"))
+                else:
+                    raise NotCompilable(f"{info_type.name}.{info_field.name}")
+            pairs.append((selected.key, obj(info_pairs)))
+        else:
+            raise NotCompilable(f"{type_.name}.{selected.name}")
+    return obj(pairs)
+
+
+def compile_(request: Request, document: DocumentNode, operation: OperationDefinitionNode) -> Statement:
+    """One statement whose first column is the operation's ``data`` as JSON text, then, for each search by
+    NIK, how many households it found. Raises :class:`NotCompilable`, or the :class:`DomainError` the
+    resolvers would raise for these arguments (the caller lets the resolvers answer either)."""
+    from resolvers.queries import complaint_query, household_query, referral_query
+
+    query_type = request.schema.query_type
+    assert query_type is not None
+    params: list[Any] = []
+    ctes: list[str] = []
+    searches: list[str] = []
+    pairs: list[tuple[str, str]] = []
+    for n, selected in enumerate(_collect(request, query_type, [operation.selection_set])):
+        if selected.name == "__typename":
+            pairs.append((selected.key, _literal(query_type.name)))
+            continue
+        if selected.name not in {"households", "complaints", "referrals"}:
+            raise NotCompilable(f"Query.{selected.name}")
+        if len(selected.nodes) > 1:
+            raise NotCompilable("a root field asked twice")
+        args = _arguments(request, query_type, selected)
+        first = check_first(args.get("first"), default=request.default_page, maximum=request.max_page)
+        after = args.get("after")
+        type_, selections = _children(request, query_type, selected)
+        actor = request.actor
+        if selected.name == "households":
+            hf, ordering = household_query(args.get("filter"))
+            entity, matching = HOUSEHOLD, households.matching(actor, request.cipher, hf)
+            if hf.nik is not None:
+                searches.append(f"(SELECT count(*) FROM p{n})")
+        elif selected.name == "complaints":
+            order_by = args.get("order_by")
+            cf, ordering = complaint_query(args.get("filter"), order_by.value if order_by is not None else None)
+            entity, matching = COMPLAINT, complaints.matching(actor, cf)
+        else:
+            rf, ordering = referral_query(args.get("filter"))
+            entity, matching = REFERRAL, referrals.matching(actor, rf)
+        pairs.append((selected.key, _connection(request, entity, type_, selections, matching, ordering, first, after,
+                                                n, params, ctes)))
+    with_ = ("WITH " + ", ".join(ctes) + " ") if ctes else ""
+    sql = f"{with_}SELECT {obj(pairs)}::text" + "".join(f", {s}" for s in searches)
+    return Statement(sql=sql, params=params, nik_searches=len(searches))

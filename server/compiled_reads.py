@@ -1,0 +1,161 @@
+"""Running compiled reads over HTTP (see :mod:`resolvers.compiled`): the parsed, validated document is kept per
+query text; each request coerces its variables, checks the same limits the schema's extensions check, builds
+the statement for its actor and sends PostgreSQL's JSON as the response body without decoding it.
+
+Whatever this path cannot answer exactly as the resolvers would (an invalid or over-budget operation, an
+unauthenticated request, a field it does not compile, a domain error for the given arguments, a database
+failure) it hands back untouched, and the ordinary execution answers, with its errors."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    parse,
+    specified_rules,
+    validate,
+)
+from graphql.execution.values import VariableValues, get_variable_values
+from strawberry import Schema
+from strawberry.types import ExecutionResult
+
+from domain.errors import DomainError
+from domain.households.queries import audit_nik_search
+from resolvers.compiled import NotCompilable, Request, compile_
+from schema.limits import MAX_COST, MAX_TOKENS, document_has_nul, has_nul, operation_cost, validation_rules
+from server.context import Context
+from server.observability import COMPILED_READS, LATENCY, OPERATIONS
+
+log = logging.getLogger(__name__)
+
+
+class RawJSON:
+    """A response member already encoded as JSON text."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    fragments: dict[str, FragmentDefinitionNode]
+
+
+class CompiledReads:
+    def __init__(self, schema: Schema, *, production: bool, cache_size: int = 256) -> None:
+        self.schema = schema
+        self.rules = [*specified_rules, *validation_rules(production=production)]
+        self.cache_size = cache_size
+        self._prepared: OrderedDict[tuple[str, str | None], Prepared | None] = OrderedDict()
+        #: query texts this path could not compile, so they are not tried again
+        self._declined: OrderedDict[tuple[str, str | None, bool], None] = OrderedDict()
+        #: the JSON layer of documents already compiled, per visibility and scope
+        self._nodes: _Bounded = _Bounded(cache_size * 4)
+
+    def _prepare(self, query: str, operation_name: str | None) -> Prepared | None:
+        key = (query, operation_name)
+        if key in self._prepared:
+            self._prepared.move_to_end(key)
+            return self._prepared[key]
+        prepared = self._parse(query, operation_name)
+        self._prepared[key] = prepared
+        if len(self._prepared) > self.cache_size:
+            self._prepared.popitem(last=False)
+        return prepared
+
+    def _parse(self, query: str, operation_name: str | None) -> Prepared | None:
+        try:
+            document = parse(query, max_tokens=MAX_TOKENS)
+        except GraphQLError:
+            return None
+        if document_has_nul(document) or validate(self.schema._schema, document, self.rules):
+            return None
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if operation_name is not None:
+            operations = [o for o in operations if o.name is not None and o.name.value == operation_name]
+        if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
+            return None
+        fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        return Prepared(document=document, operation=operations[0], fragments=fragments)
+
+    async def execute(self, ctx: Context, query: Any, variables: Any, operation_name: Any) -> ExecutionResult | None:
+        """The result, or ``None`` for the ordinary execution to answer."""
+        if ctx.actor is None or not isinstance(query, str) or not isinstance(operation_name, str | None):
+            return None
+        key = (query, operation_name, ctx.actor.sees_personal_data)
+        if key in self._declined:
+            return None
+        prepared = self._prepare(query, operation_name)
+        if prepared is None:
+            return None
+        values = variables if isinstance(variables, dict) else {}
+        if variables is not None and not isinstance(variables, dict) or has_nul(values):
+            return None
+        settings = ctx.settings
+        spent = operation_cost(prepared.document, values, settings.default_page_size, settings.max_page_size)
+        if spent is None or spent > MAX_COST:
+            return None
+        coerced = get_variable_values(self.schema._schema, prepared.operation.variable_definitions or (), values)
+        if not isinstance(coerced, VariableValues):
+            return None
+        request = Request(schema=self.schema._schema, strawberry_schema=self.schema, fragments=prepared.fragments,
+                          variables=coerced, actor=ctx.actor, cipher=ctx.cipher,
+                          default_page=settings.default_page_size, max_page=settings.max_page_size,
+                          cache=self._nodes, query_key=(query, operation_name))
+        try:
+            statement = compile_(request, prepared.document, prepared.operation)
+        except NotCompilable as exc:
+            log.debug("not compiled: %s", exc)
+            COMPILED_READS.labels(outcome="declined").inc()
+            self._decline(key)
+            return None
+        except DomainError:  # e.g. a bad cursor or filter: the resolvers raise it again, as a typed error
+            return None
+        started = time.perf_counter()
+        try:
+            async with ctx.db() as session:
+                connection = await session.connection()
+                row = (await connection.exec_driver_sql(statement.sql, tuple(statement.params))).one()
+                for matches in list(row)[1:]:
+                    await audit_nik_search(session, actor=ctx.actor, matches=int(matches))
+            await ctx.finish(success=True)
+        except Exception as exc:  # the ordinary execution runs it again and reports what fails
+            log.warning("compiled read failed (%s); answering through the resolvers", type(exc).__name__)
+            await ctx.finish(success=False)
+            return None
+        name = (prepared.operation.name.value if prepared.operation.name else "anonymous")[:60]
+        OPERATIONS.labels(operation=name, type="query", outcome="ok").inc()
+        COMPILED_READS.labels(outcome="compiled").inc()
+        LATENCY.labels(operation=name).observe(time.perf_counter() - started)
+        return ExecutionResult(data=RawJSON(row[0]), errors=None)  # type: ignore[arg-type]
+
+    def _decline(self, key: tuple[str, str | None, bool]) -> None:
+        self._declined[key] = None
+        if len(self._declined) > self.cache_size:
+            self._declined.popitem(last=False)
+
+
+class _Bounded(OrderedDict[tuple[Any, ...], str]):
+    """A dict that forgets its oldest entries beyond ``size``."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def __setitem__(self, key: tuple[Any, ...], value: str) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self.size:
+            self.popitem(last=False)

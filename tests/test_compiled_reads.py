@@ -1,0 +1,297 @@
+"""Compiled reads answer exactly as the resolvers do.
+
+Two real servers share one database seeded with the demo district: one compiles the hot list queries into
+one SQL statement (the default), the other runs every query through the resolvers (``RUJUK_COMPILED_READS=0``).
+Every query below is sent to both, as every kind of account, and the answers must be equal — data, cursors,
+errors — while the compiling server's metrics show it really compiled them."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from domain.crypto import PersonalDataCipher
+from domain.demo import seed_demo
+from server import db
+from server.settings import DEV_PII_KEY
+from tests.conftest import scratch_database
+from tests.support.servers import ServerProcess
+
+PASSWORD = "rujuk-demo"
+ROLES = ["admin", "manajer", "supervisor1", "fasilitator01", "puskesos1"]
+
+HOUSEHOLD_FIELDS = """
+  __typename id regionCode rt rw dtksStatus indicators version createdAt updatedAt address latitude longitude
+  familyCards { __typename id numberMasked }
+  members { __typename id name sex birthDate relation nikStatus nikMasked nikFromOtherRegion education occupation
+            disability chronicIllness programs version }
+  complaints { ...complaintFields referrals { ...referralFields } }
+"""
+COMPLAINT_FRAGMENT = """
+fragment complaintFields on Complaint {
+  __typename id kind sector description channel priority status regionCode slaDueAt slaState decision statusReason
+  closedAt reportedAt version createdAt updatedAt
+}"""
+REFERRAL_FRAGMENT = """
+fragment referralFields on Referral {
+  __typename id status receivingAgency note consentGiven consentOverrideReason rejectionReason revocationReason
+  outcome sentAt respondedAt completedAt version createdAt updatedAt
+}
+"""
+COMPLAINT_FIELDS = COMPLAINT_FRAGMENT + REFERRAL_FRAGMENT
+
+HOUSEHOLDS = """
+query Households($first: Int, $after: String, $filter: HouseholdFilter) {
+  __typename
+  households(first: $first, after: $after, filter: $filter) {
+    __typename totalCount
+    edges { __typename cursor node { HOUSEHOLD_FIELDS } }
+    pageInfo { __typename hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}
+""".replace("HOUSEHOLD_FIELDS", HOUSEHOLD_FIELDS) + COMPLAINT_FIELDS
+
+COMPLAINTS = """
+query Complaints($first: Int, $after: String, $filter: ComplaintFilter, $order: ComplaintOrder) {
+  complaints(first: $first, after: $after, filter: $filter, orderBy: $order) {
+    totalCount
+    edges { cursor node { ...complaintFields ... on Node { nodeId: id }
+                          household { id address members { id nikMasked } familyCards { numberMasked } }
+                          referrals { ...referralFields } } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}""" + COMPLAINT_FIELDS
+
+REFERRALS = """
+query Referrals($first: Int, $after: String, $filter: ReferralFilter) {
+  referrals(first: $first, after: $after, filter: $filter) {
+    edges { cursor node { ...referralFields } }
+    pageInfo { hasNextPage endCursor startCursor }
+    count: totalCount
+  }
+}""" + REFERRAL_FRAGMENT
+
+#: two roots in one operation, aliases, a field asked twice, the page info without edges
+TWO_ROOTS = """
+query {
+  newest: complaints(first: 3) { edges { node { id status status } } }
+  due: complaints(first: 4, orderBy: SLA_DUE, filter: {slaState: [AT_RISK, BREACHED]}) {
+    pageInfo { endCursor } totalCount
+  }
+  families: households(first: 2) { edges { node { id members { name } } } }
+}"""
+
+NIK_SEARCH = """
+query($nik: String!) {
+  households(filter: {nik: $nik}) { totalCount edges { node { id address members { id name nikMasked } } } }
+}"""
+
+#: shapes the compiler hands to the resolvers: they must still answer (and the same)
+NOT_COMPILED = [
+    ("{ households(first: 2) { edges { node { id members { nik } } } } }", None),
+    ("{ complaints(first: 2) { edges { node { id assignee { fullName } } } } }", None),
+    ("query($yes: Boolean!) { complaints(first: 2) { edges { node { id @include(if: $yes) } } } }", {"yes": False}),
+    ("{ households(first: 2) { edges { node { id complaints { household { id } } } } } }", None),
+]
+
+
+@pytest.fixture(scope="module")
+def demo_database(server_url: str) -> Iterator[str]:
+    with scratch_database(server_url, "rujuk_compiled", migrated=True) as url:
+        async def seed() -> None:
+            engine = db.make_engine(url, pool_size=2)
+            await seed_demo(db.make_sessionmaker(engine), cipher=PersonalDataCipher(DEV_PII_KEY),
+                            households_count=240)
+            # whole-second timestamps take the other branch of the ISO formatting
+            async with engine.begin() as conn:
+                await conn.exec_driver_sql("UPDATE complaints SET created_at = date_trunc('second', created_at), "
+                                           "closed_at = date_trunc('second', closed_at) WHERE id % 3 = 0")
+            await engine.dispose()
+
+        asyncio.run(seed())
+        yield url
+
+
+@pytest.fixture(scope="module")
+def servers(demo_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess,
+                                                                                             ServerProcess]]:
+    logs = Path(tmp_path_factory.mktemp("compiled"))
+    compiled = ServerProcess(demo_database, logs, RUJUK_COMPILED_READS="1").start()
+    resolved = ServerProcess(demo_database, logs, RUJUK_COMPILED_READS="0").start()
+    yield compiled, resolved
+    compiled.stop()
+    resolved.stop()
+    for server in (compiled, resolved):
+        assert "Traceback" not in server.log.read_text()
+
+
+class Pair:
+    """One client per server, logged in as the same account."""
+
+    def __init__(self, compiled: httpx.AsyncClient, resolved: httpx.AsyncClient) -> None:
+        self.compiled, self.resolved = compiled, resolved
+        self.tokens: dict[str, tuple[str, str]] = {}
+
+    async def login(self, username: str) -> None:
+        query = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { accessToken } }"
+        tokens = []
+        for client in (self.compiled, self.resolved):
+            body = (await client.post("/graphql", json={"query": query,
+                                                        "variables": {"u": username, "p": PASSWORD}})).json()
+            tokens.append(body["data"]["login"]["accessToken"])
+        self.tokens[username] = (tokens[0], tokens[1])
+
+    async def both(self, who: str | None, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The answer, asserted equal from both servers."""
+        answers = []
+        for client, token in zip((self.compiled, self.resolved), self.tokens.get(who or "", (None, None)),
+                                 strict=True):
+            headers = {"authorization": f"Bearer {token}"} if token else {}
+            response = await client.post("/graphql", json={"query": query, "variables": variables or {}},
+                                         headers=headers)
+            assert response.status_code == 200, response.text
+            answers.append(response.json())
+        for answer in answers:
+            for error in answer.get("errors") or []:
+                error.get("extensions", {}).pop("requestId", None)
+                error["message"] = re.sub(r"reference \w+", "reference", error["message"])
+        assert answers[0] == answers[1], (who, query[:80], variables)
+        return answers[0]
+
+
+@pytest.fixture(scope="module")
+async def pair(servers: tuple[ServerProcess, ServerProcess]) -> AsyncIterator[Pair]:
+    compiled, resolved = servers
+    async with httpx.AsyncClient(base_url=compiled.http, timeout=60) as a, \
+            httpx.AsyncClient(base_url=resolved.http, timeout=60) as b:
+        p = Pair(a, b)
+        for username in ROLES:
+            await p.login(username)
+        yield p
+
+
+def _compiled_count(server: ServerProcess) -> float:
+    metrics = httpx.get(f"{server.http}/metrics").text
+    found = re.search(r'^rujuk_compiled_reads_total\{outcome="compiled"\} (\S+)$', metrics, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+async def _pages(pair: Pair, who: str, query: str, root: str, variables: dict[str, Any]) -> int:
+    """Page through a whole connection on both servers; returns how many items it held."""
+    after, seen = None, 0
+    while True:
+        data = (await pair.both(who, query, {**variables, "after": after}))["data"][root]
+        seen += len(data["edges"])
+        assert seen <= data.get("totalCount", data.get("count", seen))
+        if not data["pageInfo"]["hasNextPage"]:
+            return seen
+        after = data["pageInfo"]["endCursor"]
+
+
+@pytest.mark.parametrize("who", ROLES)
+async def test_household_pages_are_the_same(pair: Pair, servers: tuple[ServerProcess, ServerProcess],
+                                            who: str) -> None:
+    before = _compiled_count(servers[0])
+    data = (await pair.both(who, HOUSEHOLDS, {"first": 25}))["data"]["households"]
+    assert data["edges"] and data["totalCount"] > 0
+    total = await _pages(pair, who, HOUSEHOLDS, "households", {"first": 60})
+    assert total == data["totalCount"]
+    region = {"admin": "12.74.01", "manajer": "12.74.02"}.get(who)
+    if region:
+        await pair.both(who, HOUSEHOLDS, {"first": 10, "filter": {"regionCode": region, "dtksStatus": "REGISTERED"}})
+    await pair.both(who, HOUSEHOLDS, {"first": 7, "filter": {"updatedAfter": "2020-01-01T00:00:00+07:00"}})
+    assert _compiled_count(servers[0]) > before
+
+
+@pytest.mark.parametrize("order", [None, "NEWEST", "OLDEST", "UPDATED", "SLA_DUE", "RECENT"])
+async def test_complaint_orderings_page_the_same(pair: Pair, order: str | None) -> None:
+    for who in ("admin", "supervisor1"):
+        await _pages(pair, who, COMPLAINTS, "complaints", {"first": 97, "order": order})
+
+
+@pytest.mark.parametrize("who", ROLES)
+async def test_complaint_filters_are_the_same(pair: Pair, who: str) -> None:
+    for filter_ in [{"status": ["NEW", "VERIFIED"]}, {"slaState": ["AT_RISK", "BREACHED"]},
+                    {"sector": ["HEALTH"], "priority": ["HIGH", "URGENT"]}, {"regionCode": "12.74.03"},
+                    {"unassigned": False, "kind": ["COMPLAINT"]},
+                    {"createdAfter": "2024-01-01T00:00:00Z", "createdBefore": "2030-01-01T00:00:00Z"}]:
+        await pair.both(who, COMPLAINTS, {"first": 40, "filter": filter_, "order": "SLA_DUE"})
+    await _pages(pair, who, REFERRALS, "referrals", {"first": 50})
+    await pair.both(who, REFERRALS, {"first": 20, "filter": {"status": ["SENT", "ACCEPTED"]}})
+
+
+async def test_several_roots_aliases_and_typenames(pair: Pair) -> None:
+    for who in ROLES:
+        data = (await pair.both(who, TWO_ROOTS))["data"]
+        assert list(data) == ["newest", "due", "families"]
+
+
+async def test_nik_search_is_the_same_and_audited_on_both(pair: Pair, demo_database: str) -> None:
+    conn = await asyncpg.connect(demo_database.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        nik_sealed = await conn.fetch("SELECT nik_sealed FROM members WHERE nik_sealed IS NOT NULL LIMIT 3")
+        cipher = PersonalDataCipher(DEV_PII_KEY)
+        from domain.crypto import NIK
+
+        niks = [cipher.open(bytes(r["nik_sealed"]), kind=NIK) for r in nik_sealed]
+        audits = await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'SEARCH_BY_NIK'")
+        for nik in [*niks, "1274010101010001"]:
+            data = (await pair.both("admin", NIK_SEARCH, {"nik": nik}))["data"]["households"]
+            assert data["totalCount"] == (1 if nik in niks else 0)
+        after = await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'SEARCH_BY_NIK'")
+        assert after - audits == 2 * (len(niks) + 1)  # one audit entry per search, on each server
+    finally:
+        await conn.close()
+
+
+async def test_errors_are_the_same(pair: Pair) -> None:
+    bad_cursor = await pair.both("admin", COMPLAINTS, {"first": 5, "after": "not-a-cursor"})
+    assert bad_cursor["errors"][0]["extensions"]["code"] == "INVALID_CURSOR"
+    other_ordering = (await pair.both("admin", COMPLAINTS, {"first": 5}))["data"]["complaints"]["pageInfo"]
+    wrong = await pair.both("admin", COMPLAINTS, {"first": 5, "order": "SLA_DUE", "after": other_ordering["endCursor"]})
+    assert wrong["errors"][0]["extensions"]["code"] == "INVALID_CURSOR"
+    too_many = await pair.both("admin", HOUSEHOLDS, {"first": 5000})
+    assert too_many["errors"][0]["extensions"]["code"] == "INVALID_PAGE_SIZE"
+    anonymous = await pair.both(None, HOUSEHOLDS, {"first": 5})
+    assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    naive = await pair.both("admin", COMPLAINTS, {"first": 5, "filter": {"updatedAfter": "2026-01-01T00:00:00"}})
+    assert naive["errors"][0]["extensions"]["code"] == "INVALID_TIME"
+    region = await pair.both("admin", COMPLAINTS, {"first": 5, "filter": {"regionCode": "12.x"}})
+    assert region["errors"][0]["extensions"]["code"] == "INVALID_REGION_CODE"
+
+
+@pytest.mark.parametrize(("query", "variables"), NOT_COMPILED)
+async def test_what_is_not_compiled_still_answers_the_same(pair: Pair, query: str,
+                                                           variables: dict[str, Any] | None) -> None:
+    for who in ("admin", "supervisor1"):
+        answer = await pair.both(who, query, variables)
+        assert "errors" not in answer, answer
+
+
+async def test_partner_keys_scoped_by_program_read_the_same(pair: Pair) -> None:
+    partner = """mutation($u: String!) { createUser(input: {username: $u, password: "rujuk-demo-partner",
+                 fullName: "Mitra PKH", role: PARTNER, regionCode: "12.74"}) { staff { id } errors { code } } }"""
+    key_mutation = """mutation($id: ID!, $pd: Boolean!) { createApiKey(input: {partnerId: $id, name: "pkh sync",
+                      programCodes: ["PKH"], personalData: $pd}) { secret errors { code } } }"""
+    token = pair.tokens["admin"][0]
+    headers = {"authorization": f"Bearer {token}"}
+    created = (await pair.compiled.post("/graphql", json={"query": partner, "variables": {"u": "mitra-pkh"}},
+                                        headers=headers)).json()["data"]["createUser"]
+    for personal_data in (False, True):
+        key = (await pair.compiled.post("/graphql", json={"query": key_mutation, "variables": {
+            "id": created["staff"]["id"], "pd": personal_data}}, headers=headers)).json()["data"]["createApiKey"]
+        name = f"partner-{personal_data}"
+        pair.tokens[name] = (key["secret"], key["secret"])
+        total = await _pages(pair, name, COMPLAINTS, "complaints", {"first": 80})
+        assert total > 0
+        await pair.both(name, HOUSEHOLDS, {"first": 30})
+        search = await pair.both(name, NIK_SEARCH, {"nik": "1274010101010001"})
+        if not personal_data:
+            assert search["errors"][0]["extensions"]["code"] == "FORBIDDEN"
