@@ -3,14 +3,15 @@ the whole response as JSON, instead of resolving and serialising it field by fie
 
 A query is compiled when every field it selects is one this module knows how to produce in SQL exactly as the
 resolvers produce it: the root connections ``households``, ``complaints`` and ``referrals`` with their
-filters, orderings, cursors, ``pageInfo`` and ``totalCount``; the stored fields of households, members,
-family cards, complaints (with ``slaState``) and referrals; and the nested lists ``Household.members``,
-``Household.familyCards``, ``Household.complaints``, ``Complaint.referrals`` and ``Complaint.household``.
-Anything else (a directive, a field that resolves through another loader, an unmasked NIK, an initialised
-name for a role without the personal-data grant, the same type twice on one path) makes :func:`compile_`
-raise :class:`NotCompilable`, and the operation runs through the ordinary resolvers, which give the same
-answer. Scope, filters and orderings come from the same domain functions the resolvers call, so the two
-paths cannot disagree about which rows an actor sees; ``tests/test_compiled_reads.py`` compares them.
+filters, orderings, cursors, ``pageInfo`` and ``totalCount``; the partners' event feed ``changes``; the
+stored fields of households, members, family cards, complaints (with ``slaState``), referrals and case
+events; and the nested lists ``Household.members``, ``Household.familyCards``, ``Household.complaints``,
+``Complaint.referrals`` and ``Complaint.household``. Anything else (a directive, a field that resolves
+through another loader, an unmasked NIK, initials of a name for a role without the personal-data grant,
+the same type twice on one path) makes :func:`compile_` raise :class:`NotCompilable`, and the operation
+runs through the ordinary resolvers, which give the same answer. Scope, filters and orderings come from the
+same domain functions the resolvers call, so the two paths cannot disagree about which rows an actor sees;
+``tests/test_compiled_reads.py`` compares them.
 """
 
 from __future__ import annotations
@@ -38,12 +39,16 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.types import DateTime
 from strawberry.types.arguments import convert_arguments
 
-from domain.actor import Actor
+from domain.actor import Actor, Op
 from domain.complaints import queries as complaints
 from domain.complaints.models import Complaint
 from domain.crypto import PersonalDataCipher
+from domain.errors import DomainError, ValidationFailed
+from domain.events import CaseEvent as CaseEventRow
+from domain.events import scoped_events
 from domain.households import queries as households
 from domain.households.models import Household
+from domain.numbers import cursor as event_cursor
 from domain.paging import Ordering, check_first, keyset
 from domain.referrals import queries as referrals
 from domain.referrals.models import Referral
@@ -338,6 +343,54 @@ REFERRAL = Entity("Referral", "referrals", {
 })
 
 
+CASE_EVENT = Entity("CaseEvent", "e", {
+    "cursor": _plain("e.id::text"), "kind": _plain("e.kind"), "occurredAt": _plain(iso("e.occurred_at")),
+    "regionCode": _plain("e.region_code"), "data": _plain("e.data"),
+    "householdId": _plain(global_id("Household", "e.household_id")),
+    "complaintId": _plain(global_id("Complaint", "e.complaint_id")),
+    "referralId": _plain(global_id("Referral", "e.referral_id")),
+    "actorId": _plain(global_id("Staff", "e.actor_id")),
+})
+
+
+def _changes(request: Request, type_: GraphQLObjectType, selected: Selected, n: int, params: list[Any],
+             ctes: list[str]) -> str:
+    """``changes(after:, first:)`` as :func:`domain.events.read_changes` reads it: the events after the cursor
+    in the actor's scope, in id order, and whether more follow."""
+    args = _arguments(request, type_, selected)
+    first = check_first(args.get("first"), default=request.default_page, maximum=request.max_page)
+    after = args.get("after")
+    request.actor.require(Op.READ)
+    start = 0
+    if after is not None:
+        parsed = event_cursor(after)
+        if parsed is None:
+            raise ValidationFailed([DomainError("not a cursor of the event log", field="after",
+                                                code="INVALID_CURSOR")])
+        start = parsed
+    table = CaseEventRow.__table__
+    stmt = select(*table.c).where(CaseEventRow.id > start).order_by(CaseEventRow.id).limit(first + 1)
+    events = f"e{n}"
+    ctes.append(f"{events} AS (SELECT x.*, row_number() OVER (ORDER BY x.id) AS rn FROM "
+                f"({bind(scoped_events(stmt, request.actor), params)}) x)")
+    page_type, fields = _children(request, type_, selected)
+    pairs: list[tuple[str, str]] = []
+    for field_ in fields:
+        if field_.name == "__typename":
+            pairs.append((field_.key, _literal(page_type.name)))
+        elif field_.name == "events":
+            event_type, event_fields = _children(request, page_type, field_)
+            element = _object(request, CASE_EVENT, event_type, event_fields, ())
+            pairs.append((field_.key, _json_list(element, f"{events} e WHERE e.rn <= {first}", "e.id")))
+        elif field_.name == "endCursor":
+            pairs.append((field_.key, f"coalesce((SELECT max(id) FROM {events} WHERE rn <= {first}), {start})::text"))
+        elif field_.name == "hasMore":
+            pairs.append((field_.key, f"((SELECT count(*) FROM {events}) > {first})"))
+        else:
+            raise NotCompilable(f"{page_type.name}.{field_.name}")
+    return obj(pairs)
+
+
 # --- root connections ----------------------------------------------------------------------------------------
 
 
@@ -438,6 +491,9 @@ def compile_(request: Request, document: DocumentNode, operation: OperationDefin
     for n, selected in enumerate(_collect(request, query_type, [operation.selection_set])):
         if selected.name == "__typename":
             pairs.append((selected.key, _literal(query_type.name)))
+            continue
+        if selected.name == "changes" and len(selected.nodes) == 1:
+            pairs.append((selected.key, _changes(request, query_type, selected, n, params, ctes)))
             continue
         if selected.name not in {"households", "complaints", "referrals"}:
             raise NotCompilable(f"Query.{selected.name}")

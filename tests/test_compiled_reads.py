@@ -88,6 +88,14 @@ query {
   families: households(first: 2) { edges { node { id members { name } } } }
 }"""
 
+CHANGES = """
+query($after: String, $first: Int) {
+  changes(after: $after, first: $first) {
+    __typename endCursor hasMore
+    events { __typename id cursor kind occurredAt regionCode householdId complaintId referralId actorId data }
+  }
+}"""
+
 NIK_SEARCH = """
 query($nik: String!) {
   households(filter: {nik: $nik}) { totalCount edges { node { id address members { id name nikMasked } } } }
@@ -227,6 +235,23 @@ async def test_complaint_filters_are_the_same(pair: Pair, who: str) -> None:
     await pair.both(who, REFERRALS, {"first": 20, "filter": {"status": ["SENT", "ACCEPTED"]}})
 
 
+async def _changes(pair: Pair, who: str, first: int) -> int:
+    after, seen = None, 0
+    while True:
+        page = (await pair.both(who, CHANGES, {"after": after, "first": first}))["data"]["changes"]
+        seen += len(page["events"])
+        if not page["hasMore"]:
+            return seen
+        after = page["endCursor"]
+
+
+@pytest.mark.parametrize("who", ROLES)
+async def test_the_event_feed_is_the_same(pair: Pair, who: str) -> None:
+    assert await _changes(pair, who, 700) > 0
+    bad = await pair.both(who, CHANGES, {"after": "x", "first": 5})
+    assert bad["errors"][0]["extensions"]["code"] == "INVALID_CURSOR"
+
+
 async def test_several_roots_aliases_and_typenames(pair: Pair) -> None:
     for who in ROLES:
         data = (await pair.both(who, TWO_ROOTS))["data"]
@@ -291,6 +316,7 @@ async def test_partner_keys_scoped_by_program_read_the_same(pair: Pair) -> None:
         pair.tokens[name] = (key["secret"], key["secret"])
         total = await _pages(pair, name, COMPLAINTS, "complaints", {"first": 80})
         assert total > 0
+        assert await _changes(pair, name, 300) > 0
         await pair.both(name, HOUSEHOLDS, {"first": 30})
         search = await pair.both(name, NIK_SEARCH, {"nik": "1274010101010001"})
         if not personal_data:
