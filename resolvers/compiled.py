@@ -17,9 +17,10 @@ same domain functions the resolvers call, so the two paths cannot disagree about
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from graphql import (
     DocumentNode,
@@ -195,13 +196,27 @@ def _json_list(element: str, source: str, order: str) -> str:
     return f"(SELECT coalesce(json_agg({element} ORDER BY {order}), '[]'::json) FROM {source})"
 
 
+#: compiled forms of the parameterised parts, by SQLAlchemy's cache key (the values are not part of it)
+_COMPILED: OrderedDict[Any, Any] = OrderedDict()
+_COMPILED_SIZE = 512
+
+
 def bind(statement: ClauseElement, params: list[Any]) -> str:
-    """``statement`` as SQL whose parameters continue the numbering of ``params`` (their values appended)."""
-    compiled: Any = statement.compile(dialect=DIALECT, compile_kwargs={"render_postcompile": True})
-    values = compiled.construct_params()
+    """``statement`` as SQL whose parameters continue the numbering of ``params`` (their values appended).
+    The compiled form is reused for statements of the same shape, as SQLAlchemy's own execution does."""
+    key = statement._generate_cache_key()
+    compiled = _COMPILED.get(key.key) if key is not None else None
+    if compiled is None:
+        compiled = cast(Any, statement.compile(dialect=DIALECT, cache_key=key))
+        if key is not None:
+            _COMPILED[key.key] = compiled
+            if len(_COMPILED) > _COMPILED_SIZE:
+                _COMPILED.popitem(last=False)
+    values = compiled.construct_params(extracted_parameters=key.bindparams if key is not None else None)
+    expanded = compiled._process_parameters_for_postcompile(values)  # IN lists, as at execution
     offset = len(params)
-    params.extend(values[name] for name in compiled.positiontup or ())
-    return _PARAM.sub(lambda m: f"${int(m.group(1)) + offset}", compiled.string)
+    params.extend(expanded.parameters[name] for name in expanded.positiontup or ())
+    return _PARAM.sub(lambda m: f"${int(m.group(1)) + offset}", expanded.statement)
 
 
 def _scope(stmt: Select[Any]) -> str:
