@@ -2,6 +2,8 @@
 
 Each event is resolved in a short unit of work of its own, opened in the operation's task before the event
 is produced and closed as soon as it has been sent, so no connection is held while waiting for the next one.
+Run by a shared stream (:mod:`subscriptions.fanout`), the events come from the stream's feed, and each result
+goes to every socket that shares it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 from starlette.websockets import WebSocket
 
+from domain.actor import Actor
 from domain.complaints import queries as complaints
 from domain.errors import NotFound
 from domain.events import EventKind
@@ -21,7 +24,8 @@ from schema.types.events import CaseEvent
 from schema.types.workload import WorkloadEntry, WorkloadUpdate
 from server.context import Context
 from subscriptions import streams
-from subscriptions.hub import EventRecord
+from subscriptions.fanout import SharedContext
+from subscriptions.hub import EventRecord, Predicate
 
 INTAKE_KINDS = frozenset({EventKind.HOUSEHOLD_REGISTERED.value, EventKind.COMPLAINT_FILED.value,
                           EventKind.COMPLAINT_RESUBMITTED.value})
@@ -38,6 +42,15 @@ async def _guarded(ctx: Context, source: AsyncIterator[EventRecord]) -> AsyncIte
             with contextlib.suppress(Exception):
                 await ctx.request.close(code=4403, reason="API key revoked")
         raise
+
+
+def _events(ctx: Context, actor: Actor, accept: Predicate, after: str | None) -> AsyncIterator[EventRecord]:
+    """The events this subscription resolves: its own stream, or the feed of the shared stream running it (which
+    replays each member's missed events itself, so the cursor is only checked here)."""
+    cursor = streams.parse_cursor(after)
+    if isinstance(ctx, SharedContext) and ctx.stream is not None:
+        return ctx.stream.records(actor, accept)
+    return _guarded(ctx, streams.events(ctx.services, actor, accept, cursor))
 
 
 def _region(code: str | None) -> str | None:
@@ -61,7 +74,7 @@ async def case_events(info: Info, filter: inputs.CaseEventFilter | None,
                 and (complaint_id is None or e.complaint_id == complaint_id)
                 and (household_id is None or e.household_id == household_id))
 
-    async for record in _guarded(ctx, streams.events(ctx.services, actor, accept, streams.parse_cursor(after))):
+    async for record in _events(ctx, actor, accept, after):
         ctx.unit  # noqa: B018 - the event's unit of work, opened in this task before its fields fan out
         yield CaseEvent.from_row(record)
         await ctx.finish(success=True)  # sent: give the connection back before waiting for the next event
@@ -75,7 +88,7 @@ async def intake(info: Info, region_code: str | None, after: str | None) -> Asyn
     def accept(e: EventRecord) -> bool:
         return e.kind in INTAKE_KINDS and (region is None or covers(region, e.region_code))
 
-    async for record in _guarded(ctx, streams.events(ctx.services, actor, accept, streams.parse_cursor(after))):
+    async for record in _events(ctx, actor, accept, after):
         ctx.unit  # noqa: B018 - the event's unit of work, opened in this task before its fields fan out
         yield CaseEvent.from_row(record)
         await ctx.finish(success=True)  # sent: give the connection back before waiting for the next event
@@ -88,7 +101,7 @@ async def my_assignments(info: Info, after: str | None) -> AsyncGenerator[CaseEv
     def accept(e: EventRecord) -> bool:
         return e.complaint_id is not None and actor.id in (e.data.get("assigneeId"), e.data.get("previousAssigneeId"))
 
-    async for record in _guarded(ctx, streams.events(ctx.services, actor, accept, streams.parse_cursor(after))):
+    async for record in _events(ctx, actor, accept, after):
         ctx.unit  # noqa: B018 - the event's unit of work, opened in this task before its fields fan out
         yield CaseEvent.from_row(record)
         await ctx.finish(success=True)  # sent: give the connection back before waiting for the next event

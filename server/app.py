@@ -51,6 +51,7 @@ from server.simulator import run as run_simulator
 from server.unit_of_work import database_unavailable
 from subscriptions.backends import make_broadcast
 from subscriptions.hub import CHANNEL, EventHub
+from subscriptions.websocket import SharingTransportWSHandler
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ class Runtime:
 
 
 class RujukGraphQL(GraphQL[Context, None]):
+    #: subscriptions that can share a stream resolve each event once for all their sockets
+    graphql_transport_ws_handler_class = SharingTransportWSHandler
+
     def __init__(self, app_state: dict[str, Any], *, production: bool, max_subscriptions: int,
                  init_timeout: float, allowed_origins: tuple[str, ...], compiled_reads: bool = True) -> None:
         super().__init__(build_schema(production=production), graphql_ide=None if production else "graphiql",

@@ -19,7 +19,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from broadcaster import Broadcast
 from sqlalchemy import select
@@ -27,6 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.events import CaseEvent, latest_event_id
 from server.observability import EVENT_LAG, EVENTS_READ
+
+if TYPE_CHECKING:
+    from subscriptions.fanout import SharedStreams
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,22 @@ class EventRecord:
 Predicate = Callable[[EventRecord], bool]
 
 
+class Sink(Protocol):
+    """What the hub fans events out to: one subscriber's :class:`Listener`, or a shared stream."""
+
+    @property
+    def size(self) -> int:
+        """How many subscriptions it serves."""
+        ...
+
+    def offer(self, record: EventRecord) -> None: ...
+
+    def revoke_key(self, key_id: int) -> None: ...
+
+    def end(self) -> None:
+        """The hub stops."""
+
+
 class SlowConsumer(Exception):
     """The subscriber's queue overflowed; it should resume after the last event it took."""
 
@@ -75,6 +94,17 @@ class Listener:
         self._queue: asyncio.Queue[EventRecord | None] = asyncio.Queue(maxsize=maxsize)
         self.overflowed = False
         self.revoked = False
+
+    size = 1
+
+    def revoke_key(self, key_id: int) -> None:
+        if self.key_id == key_id:
+            self.revoke()
+
+    def end(self) -> None:
+        self.overflowed = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)
 
     def revoke(self) -> None:
         self.revoked = True
@@ -115,15 +145,17 @@ class EventHub:
         self.queue_size = queue_size
         self.position = 0
         self.reads = 0
-        self._listeners: set[Listener] = set()
+        self._listeners: set[Sink] = set()
         self.revoked_keys: set[int] = set()
+        #: this process's shared subscription streams (created by the first socket that subscribes)
+        self.shared: SharedStreams | None = None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._read_lock = asyncio.Lock()
 
     @property
     def subscribers(self) -> int:
-        return len(self._listeners)
+        return sum(sink.size for sink in self._listeners)
 
     async def start(self) -> None:
         async with self._sessionmaker() as session:
@@ -137,10 +169,10 @@ class EventHub:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for listener in list(self._listeners):
-            listener.overflowed = True
-            with contextlib.suppress(asyncio.QueueFull):
-                listener._queue.put_nowait(None)
+        if self.shared is not None:
+            self.shared.stop()
+        for sink in list(self._listeners):
+            sink.end()
 
     def register(self, predicate: Predicate, *, key_id: int | None = None) -> Listener:
         listener = Listener(predicate, start=self.position, maxsize=self.queue_size, key_id=key_id)
@@ -152,12 +184,18 @@ class EventHub:
     def revoke_key(self, key_id: int) -> None:
         """End at once every stream of this process that runs on a revoked API key."""
         self.revoked_keys.add(key_id)
-        for listener in list(self._listeners):
-            if listener.key_id == key_id:
-                listener.revoke()
+        for sink in list(self._listeners):
+            sink.revoke_key(key_id)
 
     def unregister(self, listener: Listener) -> None:
         self._listeners.discard(listener)
+
+    def attach(self, sink: Sink) -> None:
+        """Offer every event after the current :attr:`position` to ``sink`` (which filters for itself)."""
+        self._listeners.add(sink)
+
+    def detach(self, sink: Sink) -> None:
+        self._listeners.discard(sink)
 
     def wake(self) -> None:
         self._wake.set()

@@ -46,7 +46,12 @@ def parse_cursor(after: str | None) -> int | None:
     return parsed
 
 
-async def _recheck(services: Services, actor: Actor) -> None:
+def slow_consumer(seen: int) -> DomainError:
+    """What a subscriber that fell behind is told: where to resume."""
+    return DomainError(f"you fell behind: subscribe again with after: \"{seen}\"", field="after", code="SLOW_CONSUMER")
+
+
+async def recheck(services: Services, actor: Actor) -> None:
     async with services.sessionmaker() as session:
         try:
             staff = await active_staff(session, staff_id=actor.id)
@@ -80,7 +85,7 @@ async def events(services: Services, actor: Actor, accept: Predicate,
                  after: int | None) -> AsyncIterator[EventRecord]:
     """Every event in the actor's scope that ``accept`` takes, after cursor ``after`` (or from now)."""
     if actor.programs is not None:
-        narrowed = _program_limited(services, actor)
+        narrowed = program_limited(services, actor)
         async for record in _events(services, actor, accept, after):
             if await narrowed(record):
                 yield record
@@ -89,7 +94,7 @@ async def events(services: Services, actor: Actor, accept: Predicate,
         yield record
 
 
-def _program_limited(services: Services, actor: Actor) -> Callable[[EventRecord], Awaitable[bool]]:
+def program_limited(services: Services, actor: Actor) -> Callable[[EventRecord], Awaitable[bool]]:
     """A partner key limited to programs sees a complaint's events only when the complaint concerns them."""
 
     async def visible(record: EventRecord) -> bool:
@@ -135,10 +140,9 @@ async def _events(services: Services, actor: Actor, accept: Predicate,
             except Revoked:
                 raise KeyRevoked("the API key was revoked", code="UNAUTHENTICATED") from None
             except SlowConsumer:
-                raise DomainError(f"you fell behind: subscribe again with after: \"{seen}\"",
-                                  field="after", code="SLOW_CONSUMER") from None
+                raise slow_consumer(seen) from None
             if time.monotonic() - checked > RECHECK_SECONDS:
-                await _recheck(services, actor)
+                await recheck(services, actor)
                 checked = time.monotonic()
             # the hub may be behind the cursor the client resumed from (another process served it): skip what
             # the client has already seen
