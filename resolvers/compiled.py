@@ -4,14 +4,14 @@ the whole response as JSON, instead of resolving and serialising it field by fie
 A query is compiled when every field it selects is one this module knows how to produce in SQL exactly as the
 resolvers produce it: the root connections ``households``, ``complaints`` and ``referrals`` with their
 filters, orderings, cursors, ``pageInfo`` and ``totalCount``; the partners' event feed ``changes``; the
-stored fields of households, members, family cards, complaints (with ``slaState``), referrals and case
-events; and the nested lists ``Household.members``, ``Household.familyCards``, ``Household.complaints``,
-``Complaint.referrals`` and ``Complaint.household``. Anything else (a directive, a field that resolves
-through another loader, an unmasked NIK, initials of a name for a role without the personal-data grant,
-the same type twice on one path) makes :func:`compile_` raise :class:`NotCompilable`, and the operation
-runs through the ordinary resolvers, which give the same answer. Scope, filters and orderings come from the
-same domain functions the resolvers call, so the two paths cannot disagree about which rows an actor sees;
-``tests/test_compiled_reads.py`` compares them.
+supervisors' ``workload`` board; the stored fields of households, members, family cards, complaints (with
+``slaState``), referrals, case events and staff; and the nested lists ``Household.members``,
+``Household.familyCards``, ``Household.complaints``, ``Complaint.referrals`` and ``Complaint.household``.
+Anything else (a directive, a field that resolves through another loader, an unmasked NIK, initials of a
+name for a role without the personal-data grant, the same type twice on one path) makes :func:`compile_`
+raise :class:`NotCompilable`, and the operation runs through the ordinary resolvers, which give the same
+answer. Scope, filters and orderings come from the same domain functions the resolvers call, so the two
+paths cannot disagree about which rows an actor sees; ``tests/test_compiled_reads.py`` compares them.
 """
 
 from __future__ import annotations
@@ -406,6 +406,36 @@ def _changes(request: Request, type_: GraphQLObjectType, selected: Selected, n: 
     return obj(pairs)
 
 
+def _workload(request: Request, type_: GraphQLObjectType, selected: Selected, params: list[Any]) -> str:
+    """``workload(regionCode:)``: the board's own statement, each row made a JSON object in its order."""
+    args = _arguments(request, type_, selected)
+    statement = complaints.workload_statement(request.actor, region_code=args.get("region_code"))
+    entry_type, fields = _children(request, type_, selected)
+    pairs: list[tuple[str, str]] = []
+    for field_ in fields:
+        if field_.name == "__typename":
+            pairs.append((field_.key, _literal(entry_type.name)))
+        elif field_.name in {"open", "newToday", "atRisk", "breached"}:
+            column = {"open": "open", "newToday": "new_today", "atRisk": "at_risk", "breached": "breached"}
+            pairs.append((field_.key, f"coalesce(w.{column[field_.name]}, 0)"))
+        elif field_.name == "oldestOpenAt":
+            pairs.append((field_.key, iso("w.oldest_open_at")))
+        elif field_.name == "staff":
+            staff_type, staff_fields = _children(request, entry_type, field_)
+            pairs.append((field_.key, _object(request, STAFF, staff_type, staff_fields, ())))
+        else:
+            raise NotCompilable(f"{entry_type.name}.{field_.name}")
+    return _json_list(obj(pairs), f"({bind(statement, params)}) w",
+                      "coalesce(w.open, 0) DESC, w.full_name, w.id")
+
+
+STAFF = Entity("Staff", "w", {
+    **_columns("w", ["username", "full_name", "role", "region_code", "active"], times=["created_at"]),
+    "regionCodes": _plain("CASE WHEN w.region_code IS NULL THEN '[]'::json "
+                          "ELSE to_json(array_prepend(w.region_code, w.extra_region_codes)) END"),
+})
+
+
 # --- root connections ----------------------------------------------------------------------------------------
 
 
@@ -506,6 +536,9 @@ def compile_(request: Request, document: DocumentNode, operation: OperationDefin
     for n, selected in enumerate(_collect(request, query_type, [operation.selection_set])):
         if selected.name == "__typename":
             pairs.append((selected.key, _literal(query_type.name)))
+            continue
+        if selected.name == "workload" and len(selected.nodes) == 1:
+            pairs.append((selected.key, _workload(request, query_type, selected, params)))
             continue
         if selected.name == "changes" and len(selected.nodes) == 1:
             pairs.append((selected.key, _changes(request, query_type, selected, n, params, ctes)))

@@ -252,6 +252,26 @@ async def test_the_event_feed_is_the_same(pair: Pair, who: str) -> None:
     assert bad["errors"][0]["extensions"]["code"] == "INVALID_CURSOR"
 
 
+WORKLOAD = """
+query($region: String) {
+  workload(regionCode: $region) {
+    __typename open newToday atRisk breached oldestOpenAt
+    staff { __typename id username fullName role regionCode regionCodes active createdAt }
+  }
+}"""
+
+
+async def test_the_workload_board_is_the_same(pair: Pair) -> None:
+    for who, region in [("admin", "12.74"), ("admin", "12.74.01"), ("manajer", None), ("manajer", "12.74.03"),
+                        ("supervisor1", None)]:
+        assert (await pair.both(who, WORKLOAD, {"region": region}))["data"]["workload"]
+    assert (await pair.both("admin", WORKLOAD, {"region": "12.99"}))["data"]["workload"] == []
+    outside = await pair.both("supervisor1", WORKLOAD, {"region": "12.74.06"})
+    assert outside["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    refused = await pair.both("fasilitator01", WORKLOAD, {"region": None})
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
 async def test_several_roots_aliases_and_typenames(pair: Pair) -> None:
     for who in ROLES:
         data = (await pair.both(who, TWO_ROOTS))["data"]

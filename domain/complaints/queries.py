@@ -181,7 +181,16 @@ def _in_region(column: Any, scopes: Sequence[str]) -> ColumnElement[bool]:
 
 async def workload(session: AsyncSession, *, actor: Actor, region_code: str | None = None,
                    now: dt.datetime | None = None) -> list[WorkloadRow]:
-    """Per facilitator and Puskesos officer in scope: open cases, new today, at risk, breached, oldest.
+    """Per facilitator and Puskesos officer in scope: open cases, new today, at risk, breached, oldest."""
+    rows = (await session.execute(workload_statement(actor, region_code=region_code, now=now))).all()
+    return [WorkloadRow(staff=r[0], open=r[1] or 0, new_today=r[2] or 0, at_risk=r[3] or 0, breached=r[4] or 0,
+                        oldest_open_at=r[5]) for r in rows]
+
+
+def workload_statement(actor: Actor, *, region_code: str | None = None,
+                       now: dt.datetime | None = None) -> Select[Any]:
+    """The board's statement: the staff row, then open, new today, at risk, breached and oldest open, busiest
+    first.
 
     Two small aggregates joined to the staff: the open counts over ``ix_complaints_open_region`` (open
     complaints only, index-only), and "new today" (any status) over the complaints filed since local midnight.
@@ -229,8 +238,5 @@ async def workload(session: AsyncSession, *, actor: Actor, region_code: str | No
         .where(Staff.role.in_([r.value for r in ASSIGNABLE_ROLES]), Staff.active.is_(True))
         .order_by(func.coalesce(open_counts.c.open, 0).desc(), Staff.full_name, Staff.id)
     )
-    stmt = stmt.where(in_subtree(Staff.region_code, region_code)) if region_code else \
+    return stmt.where(in_subtree(Staff.region_code, region_code)) if region_code else \
         actor.restrict(stmt, Staff.region_code)
-    rows = (await session.execute(stmt)).all()
-    return [WorkloadRow(staff=r[0], open=r[1] or 0, new_today=r[2] or 0, at_risk=r[3] or 0, breached=r[4] or 0,
-                        oldest_open_at=r[5]) for r in rows]
