@@ -2,9 +2,11 @@
 complaints at a steady rate; delivery latency, and server memory per idle subscription. The floor is one
 PostgreSQL LISTEN/NOTIFY hop (asyncpg) at the same rate.
 
-Commit-to-delivery is bracketed by two clocks (wall time, one machine): after the complaint's ``createdAt``
-(the transaction's start, so an upper bound that includes the mutation's own work up to COMMIT) and after
-the mutation's HTTP response arrived (a lower bound: the push may beat the response, then it is negative).
+Commit-to-delivery is bracketed by clocks (wall time, one machine): after the complaint's ``createdAt``
+(the transaction's start, so an upper bound that includes the mutation's own work up to COMMIT, queueing for a
+busy worker included), after its ``updated_at`` as stamped under the event-order lock right before COMMIT (read
+back from the database after the run: the tightest upper bound), and after the mutation's HTTP response
+arrived (a lower bound: the push may beat the response, then it is negative).
 
 Consoles watch the kecamatan of one kabupaten (round robin), as the supervisors of a district do; the
 writer files in that kabupaten as its facilitators, so each complaint is due at every console watching
@@ -13,6 +15,7 @@ its kecamatan."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import random
@@ -26,6 +29,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.client import Fixture, GraphQL
+from bench.dataset import plain_url
 from bench.intake import FILE_COMPLAINT, file_complaint_input, write_complaint
 from bench.load import paced, percentile
 from bench.servers import Rujuk
@@ -127,6 +131,19 @@ def _after(deliveries: Deliveries, start: dict[str, float]) -> list[float]:
     return [t - start[key] for key, times in deliveries.at.items() if key in start for t in times]
 
 
+async def _commit_stamps(database_url: str, complaint_ids: list[str]) -> dict[str, float]:
+    """``updated_at`` of each complaint (global id -> wall-clock seconds): stamped with ``clock_timestamp()``
+    under the event-order lock just before COMMIT (see ``domain.events.write_events``)."""
+    keys = {int(base64.urlsafe_b64decode(gid + "=" * (-len(gid) % 4)).decode().split(":")[1]): gid
+            for gid in complaint_ids}
+    conn = await asyncpg.connect(plain_url(database_url))
+    try:
+        rows = await conn.fetch("SELECT id, updated_at FROM complaints WHERE id = ANY($1::bigint[])", list(keys))
+    finally:
+        await conn.close()
+    return {keys[r["id"]]: r["updated_at"].timestamp() for r in rows}
+
+
 def _latency_summary(latencies: list[float]) -> dict[str, Any]:
     return {"deliveries": len(latencies), "p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
             "p99_ms": round(percentile(latencies, 0.99) * 1000, 2)}
@@ -176,6 +193,7 @@ async def rujuk(server: Rujuk, client: GraphQL, fixture: Fixture, *, sockets: in
         await asyncio.gather(*(c.close() for c in consoles))
     after_created = _after(deliveries, created)
     after_response = _after(deliveries, responded)
+    after_stamp = _after(deliveries, await _commit_stamps(server.database_url, list(created)))
     delivered = len(after_created)
     return {
         "sockets": sockets, "workers": server.workers, "rate_per_second": rate, "filed": filed,
@@ -184,6 +202,7 @@ async def rujuk(server: Rujuk, client: GraphQL, fixture: Fixture, *, sockets: in
         "stream_errors": deliveries.errors[:5], "stream_error_count": len(deliveries.errors),
         "open_seconds": round(open_seconds, 2),
         "after_created_at": _latency_summary(after_created),
+        "after_commit_stamp": _latency_summary(after_stamp),
         "after_response": _latency_summary(after_response),
         "rss_before_kib": rss_before, "rss_after_kib": rss_after,
         "rss_per_subscription_kib": round((rss_after - rss_before) / sockets, 1) if sockets else None,
