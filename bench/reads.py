@@ -144,30 +144,17 @@ query($region: String!) {
   workload(regionCode: $region) { staff { id fullName } open newToday atRisk breached oldestOpenAt }
 }"""
 
-#: the board ``domain.complaints.queries.workload`` computes, written by hand: the floor
-WORKLOAD_SQL = """
-WITH agg AS (
-  SELECT assignee_id,
-         count(*) FILTER (WHERE open) AS open,
-         count(*) FILTER (WHERE timezone('Asia/Jakarta', created_at) >= today) AS new_today,
-         count(*) FILTER (WHERE open AND now() <= sla_due_at
-                          AND extract(epoch FROM sla_due_at - now())
-                              < extract(epoch FROM sla_due_at - sla_started_at) * 0.25) AS at_risk,
-         count(*) FILTER (WHERE open AND now() > sla_due_at) AS breached,
-         min(created_at) FILTER (WHERE open) AS oldest_open_at
-  FROM (SELECT c.*, c.status IN ('NEW', 'RETURNED', 'VERIFIED', 'IN_PROGRESS', 'REFERRED') AS open,
-               date_trunc('day', timezone('Asia/Jakarta', now())) AS today
-        FROM complaints c
-        WHERE (c.region_code = $1 OR c.region_code LIKE $1 || '.%') AND c.assignee_id IS NOT NULL) c
-  WHERE open OR created_at >= timezone('Asia/Jakarta', today)
-  GROUP BY assignee_id
-)
-SELECT s.id, s.full_name, coalesce(a.open, 0), coalesce(a.new_today, 0), coalesce(a.at_risk, 0),
-       coalesce(a.breached, 0), a.oldest_open_at
-FROM staff s LEFT JOIN agg a ON a.assignee_id = s.id
-WHERE s.role IN ('FACILITATOR', 'PUSKESOS_OFFICER') AND s.active
-  AND (s.region_code = $1 OR s.region_code LIKE $1 || '.%')
-ORDER BY coalesce(a.open, 0) DESC, s.full_name, s.id"""
+def workload_sql(kabupaten: str) -> tuple[str, list[Any]]:
+    """The floor: the board's own statement (``domain.complaints.queries.workload_statement``, the query rujuk
+    runs, whose plan its indexes were made for) as SQL with its parameters, sent through asyncpg directly."""
+    from domain.actor import Actor
+    from domain.complaints.queries import workload_statement
+    from domain.enums import Role
+    from resolvers.compiled import bind
+
+    params: list[Any] = []
+    manager = Actor(id=0, role=Role.MANAGER, username="bench", regions=(kabupaten,))
+    return bind(workload_statement(manager, region_code=kabupaten), params), params
 
 
 async def workload_rujuk(client: GraphQL, fixture: Fixture, *, clients: int, duration: float,
@@ -184,8 +171,10 @@ async def workload_rujuk(client: GraphQL, fixture: Fixture, *, clients: int, dur
 
 async def workload_floor(pool: asyncpg.Pool, fixture: Fixture, *, clients: int, duration: float,
                          warmup: float) -> Measured:
+    sql, params = workload_sql(fixture.kabupaten)
+
     async def request(i: int) -> None:
-        if not await pool.fetch(WORKLOAD_SQL, fixture.kabupaten):
+        if not await pool.fetch(sql, *params):
             raise Failed("empty workload board")
 
     return await closed_loop(request, clients=clients, duration=duration, warmup=warmup)

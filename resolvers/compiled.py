@@ -88,6 +88,9 @@ class Request:
     cache: MutableMapping[tuple[Any, ...], str] = field(default_factory=dict)
     #: the query text and operation name, part of the cache key
     query_key: tuple[str, str | None] = ("", None)
+    #: the staff row the actor was made from (id, role, username, region code, extra region codes), when the
+    #: statement itself must confirm it is unchanged and active
+    confirm: tuple[int, str, str, str | None, tuple[str, ...]] | None = None
 
 
 def _collect(request: Request, type_: GraphQLObjectType, selection_sets: Iterable[SelectionSetNode],
@@ -441,11 +444,12 @@ STAFF = Entity("Staff", "w", {
 
 @dataclass(slots=True)
 class Statement:
-    """The SQL, its parameters, and how many NIK searches it holds (their match counts follow the data)."""
+    """The SQL and its parameters; its first column is the data, and, when the request's account is to be
+    confirmed, a second says whether the staff row still matches (the answer is void otherwise)."""
 
     sql: str
     params: list[Any]
-    nik_searches: int
+    confirms: bool
 
 
 def _node(request: Request, entity: Entity, type_: GraphQLObjectType, selected: Selected) -> str:
@@ -566,6 +570,22 @@ def compile_(request: Request, document: DocumentNode, operation: OperationDefin
             entity, matching = REFERRAL, referrals.matching(actor, rf)
         pairs.append((selected.key, _connection(request, entity, type_, selections, matching, ordering, first, after,
                                                 n, params, ctes)))
+    confirmed = "true"
+    if request.confirm is not None:
+        staff_id, role, username, region_code, extra = request.confirm
+        params.extend([role, username, region_code, list(extra)])
+        k = len(params)
+        confirmed = (f"EXISTS (SELECT 1 FROM staff WHERE staff.id = {int(staff_id)} AND staff.active "
+                     f"AND staff.role = ${k - 3}::varchar AND staff.username = ${k - 2}::varchar "
+                     f"AND staff.region_code IS NOT DISTINCT FROM ${k - 1}::varchar "
+                     f"AND staff.extra_region_codes = ${k}::varchar[])")
+    for i, found in enumerate(searches):
+        # each search by NIK is audited in the same statement (and only when the account was confirmed)
+        actor_id = int(request.actor.id)
+        ctes.append(f"audit{i} AS (INSERT INTO audit_log (actor_id, action, entity_type, detail) SELECT {actor_id}, "
+                    f"'SEARCH_BY_NIK', 'Household', jsonb_build_object('matches', {found}) WHERE {confirmed} "
+                    "RETURNING 1)")
     with_ = ("WITH " + ", ".join(ctes) + " ") if ctes else ""
-    sql = f"{with_}SELECT {obj(pairs)}::text" + "".join(f", {s}" for s in searches)
-    return Statement(sql=sql, params=params, nik_searches=len(searches))
+    extra_column = f", {confirmed}" if request.confirm is not None else ""
+    sql = f"{with_}SELECT {obj(pairs)}::text{extra_column}"
+    return Statement(sql=sql, params=params, confirms=request.confirm is not None)

@@ -31,7 +31,6 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from console.routes import CONSOLE_HEADER, SESSION_COOKIE, console_routes
@@ -40,7 +39,7 @@ from domain.errors import DomainError, ServiceUnavailable
 from domain.staff.tokens import TokenSigner
 from schema import build_schema
 from server import db
-from server.auth import authenticate, credential_of
+from server.auth import authenticate, credential_of, recall
 from server.compiled_reads import CompiledReads, RawJSON
 from server.context import Context, Services, abandon_unit
 from server.export import export_endpoint
@@ -82,17 +81,20 @@ class RujukGraphQL(GraphQL[Context, None]):
         self._compiled = CompiledReads(cast(Schema, self.schema), production=production) if compiled_reads \
             else None
 
-    async def execute_single(self, request: Request, request_adapter: Any, sub_response: Response,
-                             context: Context, root_value: None, request_data: GraphQLRequestData) -> ExecutionResult:
+    async def execute_operation(self, request: Request, request_adapter: Any,
+                                request_data: GraphQLRequestData | list[GraphQLRequestData], context: Context,
+                                root_value: None, sub_response: Response) -> Any:
         """A query the compiler knows is answered by one SQL statement; everything else as usual."""
-        if self._compiled is not None and request_adapter.method == "POST":
+        if self._compiled is not None and request_adapter.method == "POST" and \
+                isinstance(request_data, GraphQLRequestData):
             result = await self._compiled.execute(context, request_data.query, request_data.variables,
                                                   request_data.operation_name)
             if result is not None:
                 return result
-        return await super().execute_single(request=request, request_adapter=request_adapter,
-                                            sub_response=sub_response, context=context, root_value=root_value,
-                                            request_data=request_data)
+        await self.confirm(context)
+        return await super().execute_operation(request=request, request_adapter=request_adapter,
+                                               request_data=request_data, context=context, root_value=root_value,
+                                               sub_response=sub_response)
 
     def encode_json(self, data: object) -> bytes:
         if isinstance(data, dict) and len(data) == 1 and isinstance(raw := data.get("data"), RawJSON):
@@ -116,11 +118,23 @@ class RujukGraphQL(GraphQL[Context, None]):
                       request_id=request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex[:16])
         request_id_var.set(ctx.request_id)
         header = credential_of(request.headers)
-        if header:
+        if not header and (cookie := request.cookies.get(SESSION_COOKIE)) and self._console_request(request):
+            header = f"Bearer {cookie}"
+        if not header:
+            return ctx
+        known = recall(ctx.services, header) if self._compiled is not None and isinstance(request, Request) else None
+        if known is not None:
+            # a compiled read confirms this account in its own statement; anything else confirms it first
+            ctx.actor, ctx.unconfirmed, ctx.credential = known.actor, known, header
+        else:
             await self._authenticate(ctx, header)
-        elif (cookie := request.cookies.get(SESSION_COOKIE)) and self._console_request(request):
-            await self._authenticate(ctx, f"Bearer {cookie}")
         return ctx
+
+    async def confirm(self, ctx: Context) -> None:
+        """Load the account of a request whose actor was only recalled, before anything else uses it."""
+        if ctx.unconfirmed is not None and ctx.credential is not None:
+            ctx.actor = ctx.unconfirmed = None
+            await self._authenticate(ctx, ctx.credential)
 
     @staticmethod
     def _console_request(request: Request | WebSocket) -> bool:

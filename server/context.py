@@ -105,6 +105,10 @@ class Context:
     request_id: str = ""
     #: graphql-transport-ws ``connection_init`` payload
     connection_params: dict[str, Any] | None = None
+    #: the credential of an HTTP request whose actor was recalled, not yet confirmed against the database
+    #: (see :meth:`server.app.RujukGraphQL.confirm`); ``None`` once confirmed or loaded
+    unconfirmed: Any = None
+    credential: str | None = None
 
     @property
     def settings(self) -> Settings:
@@ -123,6 +127,11 @@ class Context:
             _current.set(unit)
         return unit
 
+    def unit_open(self) -> bool:
+        """Whether this task holds a unit of work with a session already (e.g. one that authenticated)."""
+        unit = _current.get()
+        return unit is not None and unit.owner is self and unit.session is not None and not unit.closed
+
     @property
     def loaders(self) -> Loaders:
         unit = self.unit
@@ -140,6 +149,8 @@ class Context:
         self.unit.after_commit.append(action)
 
     def require_actor(self) -> Actor:
+        if self.unconfirmed is not None:  # only a compiled read may use a recalled actor, which it confirms
+            raise RuntimeError("the request's actor was used before it was confirmed")
         if self.actor is None:
             raise self.auth_error or Unauthenticated("log in first: send 'Authorization: Bearer <token>'")
         return self.actor

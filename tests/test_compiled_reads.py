@@ -341,3 +341,28 @@ async def test_partner_keys_scoped_by_program_read_the_same(pair: Pair) -> None:
         search = await pair.both(name, NIK_SEARCH, {"nik": "1274010101010001"})
         if not personal_data:
             assert search["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_a_changed_or_deactivated_account_is_never_served_from_memory(pair: Pair, demo_database: str) -> None:
+    """The compiling server remembers accounts between requests, but each compiled read checks the staff row
+    in its own statement: a moved or deactivated account is answered as the database says, at once."""
+    who = "fasilitator02"
+    await pair.login(who)
+    query = "{ households(first: 100) { totalCount edges { node { regionCode } } } }"
+    before = (await pair.both(who, query))["data"]["households"]
+    conn = await asyncpg.connect(demo_database.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        home = await conn.fetchval("SELECT region_code FROM staff WHERE username = $1", who)
+        elsewhere = await conn.fetchval("SELECT code FROM regions WHERE level = 'DESA' AND code <> $1 "
+                                        "AND EXISTS (SELECT 1 FROM households h WHERE h.region_code = code) "
+                                        "ORDER BY code LIMIT 1", home)
+        await conn.execute("UPDATE staff SET region_code = $2 WHERE username = $1", who, elsewhere)
+        moved = (await pair.both(who, query))["data"]["households"]
+        assert {e["node"]["regionCode"] for e in moved["edges"]} == {elsewhere}
+        assert {e["node"]["regionCode"] for e in before["edges"]} == {home}
+        await conn.execute("UPDATE staff SET active = false WHERE username = $1", who)
+        gone = await pair.both(who, query)
+        assert gone["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    finally:
+        await conn.execute("UPDATE staff SET active = true, region_code = $2 WHERE username = $1", who, home)
+        await conn.close()
