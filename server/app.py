@@ -96,13 +96,15 @@ class RujukGraphQL(GraphQL[Context, None]):
                                                request_data=request_data, context=context, root_value=root_value,
                                                sub_response=sub_response)
 
-    def encode_json(self, data: object) -> bytes:
+    def encode_json(self, data: object) -> str:
+        """Text (a WebSocket sends bytes as a binary frame, which clients do not parse as JSON); a compiled
+        read's JSON is spliced in as PostgreSQL wrote it."""
         if isinstance(data, dict) and len(data) == 1 and isinstance(raw := data.get("data"), RawJSON):
-            return b'{"data":' + raw.text.encode() + b"}"
+            return '{"data":' + raw.text + "}"
         try:
-            return orjson.dumps(data)
+            return orjson.dumps(data).decode()
         except TypeError:  # a value orjson does not take (e.g. an integer over 64 bits)
-            return json.dumps(data, separators=(",", ":")).encode()
+            return json.dumps(data, separators=(",", ":"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
