@@ -226,3 +226,35 @@ async def test_an_invalid_region_ends_every_sharer_with_its_error(
     finally:
         for ws in sockets:
             await ws.close()
+
+
+async def test_personal_data_in_a_shared_result_is_audited_for_every_actor_it_reached(
+        server: ServerProcess, live_world: LiveWorld, live_engine: AsyncEngine, live_database_url: str) -> None:
+    """Two supervisors of the same kecamatan share the stream of a document that shows NIKs: each of them gets
+    its own READ_PERSONAL_DATA audit entry for the member shown."""
+    t = await _tokens(live_world, live_engine)
+    query = "subscription { caseEvents { cursor kind household { members { nik } } } }"
+    sockets = {name: await GraphQLWS.open(server.ws, t[name]) for name in ("sup_a", "sup_a2")}
+    try:
+        for ws in sockets.values():
+            await ws.subscribe("1", query)
+        await asyncio.sleep(0.3)
+        await new_household(server.http, t["fac_a1"], live_world, ".74.01.1001", 331)
+        for ws in sockets.values():
+            event = (await ws.next_data())["caseEvents"]
+            assert event["kind"] == "HOUSEHOLD_REGISTERED"
+            assert len(event["household"]["members"][0]["nik"]) == 16
+        await asyncio.sleep(0.5)
+    finally:
+        for ws in sockets.values():
+            await ws.close()
+    conn = await asyncpg.connect(live_database_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        readers = await conn.fetch("SELECT actor_id, origin FROM audit_log WHERE action = 'READ_PERSONAL_DATA' "
+                                   "AND actor_id = ANY($1::bigint[])",
+                                   [live_world.staff["sup_a"].id, live_world.staff["sup_a2"].id])
+    finally:
+        await conn.close()
+    assert sorted(r["actor_id"] for r in readers) == sorted([live_world.staff["sup_a"].id,
+                                                               live_world.staff["sup_a2"].id])
+    assert all(r["origin"] == "127.0.0.1" for r in readers)
