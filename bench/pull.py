@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.client import Fixture, GraphQL
+from bench.client import Fixture, GraphQL, GraphQLError
 
 PAGE = 1000
 
@@ -97,6 +97,28 @@ async def complaints_rujuk(client: GraphQL, fixture: Fixture, *, duration: float
         return len(data["edges"]), info["endCursor"] if info["hasNextPage"] else None
 
     return await pull(page, None, duration=duration)
+
+
+async def export_rujuk(client: GraphQL, fixture: Fixture, *, duration: float) -> Pulled:
+    """Every complaint through the bulk export (``GET /export/complaints.ndjson``, one streamed snapshot), read
+    line by line until its end line or ``duration``."""
+    token = fixture.tokens[fixture.admin]
+    url = client.url.rsplit("/graphql", 1)[0] + "/export/complaints.ndjson"
+    rows = 0
+    complete = False
+    start = time.monotonic()
+    async with client.http.stream("GET", url, headers={"authorization": f"Bearer {token}"}) as response:
+        if response.status_code != 200:
+            raise GraphQLError(f"export answered {response.status_code}: {(await response.aread())[:300]!r}")
+        async for line in response.aiter_lines():
+            if line.startswith('{"type":"end"') or line.startswith('{"type": "end"'):
+                complete = True
+                break
+            if line:
+                rows += 1
+            if time.monotonic() - start > duration:
+                break
+    return Pulled(rows=rows, pages=1, seconds=time.monotonic() - start, complete=complete)
 
 
 async def changes_floor(pool: asyncpg.Pool, *, duration: float) -> Pulled:

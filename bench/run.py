@@ -122,6 +122,7 @@ class Run:
                     await self.guarded("pull_changes", system, pull.changes_rujuk(client, f, duration=a.duration))
                     await self.guarded("pull_complaints", system, pull.complaints_rujuk(client, f,
                                                                                          duration=a.duration))
+                    await self.guarded("pull_export", system, pull.export_rujuk(client, f, duration=a.duration))
 
     async def postgraphile(self) -> None:
         a = self.args
@@ -153,6 +154,8 @@ class Run:
                                                                      **self.timing))
             await self.guarded("pull_changes", SQL, pull.changes_floor(pool, duration=a.duration))
             await self.guarded("pull_complaints", SQL, pull.complaints_floor(pool, duration=a.duration))
+            if self.wanted("pull_export"):
+                await self.guarded("pull_export", SQL, pull.complaints_floor(pool, duration=a.duration))
         finally:
             await pool.close()
         await self.guarded("fanout", SQL, fanout.floor(plain_url(self.url), f, rate=a.fanout_rate,
@@ -190,7 +193,8 @@ class Run:
             rows.append(Row(f"Server RSS per idle subscription, {system[7:]}", "KiB",
                             ours.get("rss_per_subscription_kib"), _rss_text(ours), "none (absolute figure)"))
         for name, title in (("pull_changes", "Partner pull `changes(first: 1000)`"),
-                            ("pull_complaints", "Partner pull keyset `complaints(first: 1000)`")):
+                            ("pull_complaints", "Partner pull keyset `complaints(first: 1000)`"),
+                            ("pull_export", "Partner pull bulk export `/export/complaints.ndjson`")):
             ours, floor = b.get(name, {}).get(r1, {}), b.get(name, {}).get(SQL, {})
             rows.append(Row(f"{title}, 1 worker", "rows/s", ours.get("rows_per_second"), _pull_text(ours),
                             SQL + ", same keyset", floor.get("rows_per_second"), _pull_text(floor)))
@@ -338,7 +342,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="before each figure wait (up to 2 min) for the 1-minute load average to drop below this")
     parser.add_argument("--only", type=lambda v: set(v.split(",")), default=None,
                         help="run only these benchmarks (comma-separated: intake, nested_page, fanout, pull_changes, "
-                             "pull_complaints, nik_lookup, workload)")
+                             "pull_complaints, pull_export, nik_lookup, workload)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.warmup is None:

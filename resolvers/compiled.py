@@ -53,6 +53,7 @@ from domain.numbers import cursor as event_cursor
 from domain.paging import Ordering, check_first, keyset
 from domain.referrals import queries as referrals
 from domain.referrals.models import Referral
+from domain.sqljson import b64url, global_id, iso, literal, obj
 
 #: json_build_object takes at most 100 arguments
 MAX_KEYS = 50
@@ -155,30 +156,6 @@ DIALECT: Any = asyncpg_dialect()  # type: ignore[no-untyped-call]
 _PARAM = re.compile(r"\$(\d+)")
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def obj(pairs: Iterable[tuple[str, str]]) -> str:
-    return "json_build_object(" + ", ".join(f"{_literal(key)}, {value}" for key, value in pairs) + ")"
-
-
-def iso(column: str) -> str:
-    """A timestamp exactly as ``datetime.isoformat()`` writes it in UTC (microseconds only when not zero)."""
-    utc = f"({column} AT TIME ZONE 'UTC')"
-    return (f"(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN date_trunc('second', {column}) = {column} "
-            f"THEN '' ELSE to_char({utc}, '.US') END || '+00:00')")
-
-
-def _b64url(text: str) -> str:
-    """base64url without padding, as :func:`schema.relay.to_global_id` and the cursors encode."""
-    return f"rtrim(translate(encode(convert_to({text}, 'UTF8'), 'base64'), E'+/\\n', '-_'), '=')"
-
-
-def global_id(type_name: str, pk: str) -> str:
-    return _b64url(f"{_literal(type_name + ':')} || {pk}")
-
-
 def cursor(ordering: Ordering, table: str) -> str:
     """The row's cursor exactly as :func:`domain.paging.encode_cursor` writes it (columns of ``table``)."""
     parts = []
@@ -187,7 +164,7 @@ def cursor(ordering: Ordering, table: str) -> str:
         parts.append(f"""'{{"t":"' || {iso(name)} || '"}}'""" if isinstance(column.type, DateTime) else
                      f"{name}::text")
     inner = " || ',' || ".join(parts)
-    return _b64url(f"""'["{ordering.name}",[' || {inner} || ']]'""")
+    return b64url(f"""'["{ordering.name}",[' || {inner} || ']]'""")
 
 
 def _sort(ordering: Ordering, table: str, *, reverse: bool = False) -> str:
@@ -267,7 +244,7 @@ def _object(request: Request, entity: Entity, type_: GraphQLObjectType, selectio
     pairs: list[tuple[str, str]] = []
     for selected in selections:
         if selected.name == "__typename":
-            pairs.append((selected.key, _literal(type_.name)))
+            pairs.append((selected.key, literal(type_.name)))
         elif selected.name == "id":
             pairs.append((selected.key, global_id(entity.type_name, f"{entity.table}.id")))
         elif selected.name in entity.columns:
@@ -395,7 +372,7 @@ def _changes(request: Request, type_: GraphQLObjectType, selected: Selected, n: 
     pairs: list[tuple[str, str]] = []
     for field_ in fields:
         if field_.name == "__typename":
-            pairs.append((field_.key, _literal(page_type.name)))
+            pairs.append((field_.key, literal(page_type.name)))
         elif field_.name == "events":
             event_type, event_fields = _children(request, page_type, field_)
             element = _object(request, CASE_EVENT, event_type, event_fields, ())
@@ -417,7 +394,7 @@ def _workload(request: Request, type_: GraphQLObjectType, selected: Selected, pa
     pairs: list[tuple[str, str]] = []
     for field_ in fields:
         if field_.name == "__typename":
-            pairs.append((field_.key, _literal(entry_type.name)))
+            pairs.append((field_.key, literal(entry_type.name)))
         elif field_.name in {"open", "newToday", "atRisk", "breached"}:
             column = {"open": "open", "newToday": "new_today", "atRisk": "at_risk", "breached": "breached"}
             pairs.append((field_.key, f"coalesce(w.{column[field_.name]}, 0)"))
@@ -483,7 +460,7 @@ def _connection(request: Request, entity: Entity, type_: GraphQLObjectType, sele
     pairs: list[tuple[str, str]] = []
     for selected in selections:
         if selected.name == "__typename":
-            pairs.append((selected.key, _literal(type_.name)))
+            pairs.append((selected.key, literal(type_.name)))
         elif selected.name == "totalCount":
             count = select(func.count()).select_from(matching.with_only_columns(ordering.columns[-1]).subquery())
             pairs.append((selected.key, f"({bind(count, params)})"))
@@ -492,7 +469,7 @@ def _connection(request: Request, entity: Entity, type_: GraphQLObjectType, sele
             edge_pairs: list[tuple[str, str]] = []
             for edge_field in edge_fields:
                 if edge_field.name == "__typename":
-                    edge_pairs.append((edge_field.key, _literal(edge_type.name)))
+                    edge_pairs.append((edge_field.key, literal(edge_type.name)))
                 elif edge_field.name == "cursor":
                     edge_pairs.append((edge_field.key, cursor(ordering, model)))
                 elif edge_field.name == "node":
@@ -506,7 +483,7 @@ def _connection(request: Request, entity: Entity, type_: GraphQLObjectType, sele
             info_pairs: list[tuple[str, str]] = []
             for info_field in info_fields:
                 if info_field.name == "__typename":
-                    info_pairs.append((info_field.key, _literal(info_type.name)))
+                    info_pairs.append((info_field.key, literal(info_type.name)))
                 elif info_field.name == "hasNextPage":
                     info_pairs.append((info_field.key, f"((SELECT count(*) FROM {ranked}) > {first})"))
                 elif info_field.name == "hasPreviousPage":
@@ -539,7 +516,7 @@ def compile_(request: Request, document: DocumentNode, operation: OperationDefin
     pairs: list[tuple[str, str]] = []
     for n, selected in enumerate(_collect(request, query_type, [operation.selection_set])):
         if selected.name == "__typename":
-            pairs.append((selected.key, _literal(query_type.name)))
+            pairs.append((selected.key, literal(query_type.name)))
             continue
         if selected.name == "workload" and len(selected.nodes) == 1:
             pairs.append((selected.key, _workload(request, query_type, selected, params)))

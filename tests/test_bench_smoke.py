@@ -52,7 +52,7 @@ def test_every_benchmark_produces_figures(fresh_database_url: str, tmp_path: Pat
     expected = {
         "intake": (*RUJUK, POSTGRAPHILE, SQL), "nested_page": (*RUJUK, POSTGRAPHILE, SQL),
         "fanout": (*RUJUK, SQL), "nik_lookup": (RUJUK[0], SQL), "workload": (RUJUK[0], SQL),
-        "pull_changes": (RUJUK[0], SQL), "pull_complaints": (RUJUK[0], SQL),
+        "pull_changes": (RUJUK[0], SQL), "pull_complaints": (RUJUK[0], SQL), "pull_export": (RUJUK[0], SQL),
     }
     assert set(benchmarks) == set(expected)
     missing_node = postgraphile_missing()

@@ -366,3 +366,37 @@ async def test_a_changed_or_deactivated_account_is_never_served_from_memory(pair
     finally:
         await conn.execute("UPDATE staff SET active = true, region_code = $2 WHERE username = $1", who, home)
         await conn.close()
+
+
+@pytest.mark.parametrize("kind", ["complaints", "referrals"])
+async def test_export_lines_written_by_postgresql_match_the_python_encoding(
+        pair: Pair, demo_database: str, kind: str) -> None:
+    """The bulk export's complaint and referral lines are JSON written by PostgreSQL; they must be the rows
+    the Python encoding of :mod:`domain.export` gives, field for field."""
+    import orjson
+
+    from domain import export
+    from domain.actor import Actor
+    from domain.enums import Role
+    from server.export import _encode
+
+    token = pair.tokens["supervisor1"][0]
+    response = await pair.compiled.get(f"/export/{kind}.ndjson", headers={"authorization": f"Bearer {token}"})
+    lines = [orjson.loads(line) for line in response.text.splitlines()]
+    trailer, rows = lines[-1], lines[:-1]
+    assert trailer["type"] == "end" and trailer["rows"] == len(rows) > 0
+    engine = db.make_engine(demo_database, pool_size=1)
+    try:
+        async with db.make_sessionmaker(engine)() as session:
+            conn = await asyncpg.connect(demo_database.replace("postgresql+asyncpg://", "postgresql://"))
+            staff = await conn.fetchrow("SELECT id, region_code, extra_region_codes FROM staff "
+                                        "WHERE username = 'supervisor1'")
+            await conn.close()
+            actor = Actor(id=staff["id"], role=Role.SUPERVISOR, username="supervisor1",
+                          regions=(staff["region_code"], *staff["extra_region_codes"]))
+            source = export.complaints if kind == "complaints" else export.referrals
+            expected = [orjson.loads(orjson.dumps(row, default=_encode, option=orjson.OPT_PASSTHROUGH_DATACLASS))
+                        async for row in source(session, actor=actor, region=None)]
+    finally:
+        await engine.dispose()
+    assert rows == expected
