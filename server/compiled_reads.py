@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from graphql import (
     DocumentNode,
     FragmentDefinitionNode,
@@ -65,6 +66,8 @@ class CompiledReads:
         self._declined: OrderedDict[tuple[str, str | None, bool], None] = OrderedDict()
         #: the JSON layer of documents already compiled, per visibility and scope
         self._nodes: _Bounded = _Bounded(cache_size * 4)
+        #: whole statements, by query, variables and account
+        self._statements: _Bounded = _Bounded(cache_size * 4)
 
     def _prepare(self, query: str, operation_name: str | None) -> Prepared | None:
         key = (query, operation_name)
@@ -103,8 +106,34 @@ class CompiledReads:
         if prepared is None:
             return None
         values = variables if isinstance(variables, dict) else {}
-        if variables is not None and not isinstance(variables, dict) or has_nul(values):
+        if variables is not None and not isinstance(variables, dict):
             return None
+        known = ctx.unconfirmed
+        confirm = None if known is None else (known.actor.id, known.role, known.username, known.region_code,
+                                              known.extra_region_codes)
+        actor = ctx.actor
+        try:  # the same request again (a console refreshing its list, a board): the statement as built before
+            statement_key: Any = (query, operation_name, orjson.dumps(values, option=orjson.OPT_SORT_KEYS),
+                                  actor.id, actor.role, actor.regions, actor.programs, actor.sees_personal_data,
+                                  actor.key_id, confirm)
+        except TypeError:
+            statement_key = None
+        statement = self._statements.get(statement_key) if statement_key is not None else None
+        if statement is None:
+            built = self._build(ctx, prepared, key, values, confirm)
+            if built is None:
+                return None
+            statement = built
+            if statement_key is not None:
+                self._statements[statement_key] = statement
+        return await self._answer(ctx, prepared, statement, known)
+
+    def _build(self, ctx: Context, prepared: Prepared, key: tuple[str, str | None, bool], values: dict[str, Any],
+               confirm: tuple[int, str, str, str | None, tuple[str, ...]] | None) -> Statement | None:
+        if has_nul(values):
+            return None
+        assert ctx.actor is not None
+        query, operation_name = key[0], key[1]
         settings = ctx.settings
         spent = operation_cost(prepared.document, values, settings.default_page_size, settings.max_page_size)
         if spent is None or spent > MAX_COST:
@@ -112,9 +141,6 @@ class CompiledReads:
         coerced = get_variable_values(self.schema._schema, prepared.operation.variable_definitions or (), values)
         if not isinstance(coerced, VariableValues):
             return None
-        known = ctx.unconfirmed
-        confirm = None if known is None else (known.actor.id, known.role, known.username, known.region_code,
-                                              known.extra_region_codes)
         request = Request(schema=self.schema._schema, strawberry_schema=self.schema, fragments=prepared.fragments,
                           variables=coerced, actor=ctx.actor, cipher=ctx.cipher,
                           default_page=settings.default_page_size, max_page=settings.max_page_size,
@@ -128,6 +154,10 @@ class CompiledReads:
             return None
         except DomainError:  # e.g. a bad cursor or filter: the resolvers raise it again, as a typed error
             return None
+        return statement
+
+    async def _answer(self, ctx: Context, prepared: Prepared, statement: Statement,
+                      known: Any) -> ExecutionResult | None:
         started = time.perf_counter()
         try:
             row = await self._run(ctx, statement)
@@ -171,14 +201,14 @@ class CompiledReads:
             self._declined.popitem(last=False)
 
 
-class _Bounded(OrderedDict[tuple[Any, ...], str]):
+class _Bounded(OrderedDict[tuple[Any, ...], Any]):
     """A dict that forgets its oldest entries beyond ``size``."""
 
     def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
 
-    def __setitem__(self, key: tuple[Any, ...], value: str) -> None:
+    def __setitem__(self, key: tuple[Any, ...], value: Any) -> None:
         super().__setitem__(key, value)
         if len(self) > self.size:
             self.popitem(last=False)
