@@ -1,6 +1,7 @@
 """Idempotency keys for intake mutations.
 
-The key is claimed with ``INSERT ... ON CONFLICT DO NOTHING`` inside the operation's transaction. A
+The key is claimed with ``INSERT ... ON CONFLICT DO UPDATE`` (counting the attempts) inside the operation's
+transaction, one statement whether the call is the first or a replay: a new row has made one attempt. A
 concurrent call with the same key blocks on the unique index until the first commits, then finds the
 stored result and returns it; if the first rolled back, the second claims the key itself. So a key
 replayed, even concurrently, creates one row.
@@ -46,20 +47,14 @@ async def claim(session: AsyncSession, *, actor: Actor, key: str | None, operati
         raise DomainError(f"an idempotency key has 1 to {MAX_KEY_LENGTH} characters", field="idempotencyKey",
                           code="INVALID_IDEMPOTENCY_KEY")
     result = None if reserve is None else func.nextval(func.pg_get_serial_sequence(reserve.__tablename__, "id"))
-    claimed = (await session.execute(
-        insert(IdempotencyKey)
-        .values(actor_id=actor.id, key=key, operation=operation, result_id=result)
-        .on_conflict_do_nothing()
-        .returning(IdempotencyKey.result_id)
-    )).first()
-    if claimed is not None:
-        return Claim(reserved=claimed.result_id)
+    stmt = insert(IdempotencyKey).values(actor_id=actor.id, key=key, operation=operation, result_id=result)
     row = (await session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.actor_id == actor.id, IdempotencyKey.key == key)
-        .values(attempts=IdempotencyKey.attempts + 1)
-        .returning(IdempotencyKey.operation, IdempotencyKey.result_id)
+        stmt.on_conflict_do_update(index_elements=[IdempotencyKey.actor_id, IdempotencyKey.key],
+                                   set_={"attempts": IdempotencyKey.attempts + 1})
+        .returning(IdempotencyKey.attempts, IdempotencyKey.operation, IdempotencyKey.result_id)
     )).one()
+    if row.attempts == 1:  # inserted: this call is the first
+        return Claim(reserved=row.result_id)
     if row.operation != operation or row.result_id is None:
         # the count of attempts is rolled back with the rest of the call
         raise IdempotencyConflict("this idempotency key was already used for another operation",
