@@ -13,10 +13,14 @@ COMMIT. The boundary publishes the written ids once the transaction has committe
 from __future__ import annotations
 
 import datetime as dt
+import json
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
     CheckConstraint,
     ForeignKey,
     Identity,
@@ -24,13 +28,19 @@ from sqlalchemy import (
     Integer,
     PrimaryKeyConstraint,
     String,
+    Text,
+    any_,
+    bindparam,
+    cast,
     func,
+    insert,
+    literal,
     or_,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -114,6 +124,19 @@ class IdempotencyKey(Base):
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
 
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """A case event queued on the session, written by :func:`write_events`."""
+
+    kind: str
+    region_code: str
+    household_id: int | None
+    complaint_id: int | None
+    referral_id: int | None
+    actor_id: int | None
+    data: dict[str, Any]
+
+
 async def append_event(
     session: AsyncSession,
     *,
@@ -124,16 +147,10 @@ async def append_event(
     complaint_id: int | None = None,
     referral_id: int | None = None,
     data: dict[str, Any] | None = None,
-) -> CaseEvent:
-    event = CaseEvent(
-        kind=kind.value,
-        region_code=region_code,
-        household_id=household_id,
-        complaint_id=complaint_id,
-        referral_id=referral_id,
-        actor_id=actor.id if actor else None,
-        data=data or {},
-    )
+) -> PendingEvent:
+    event = PendingEvent(kind=kind.value, region_code=region_code, household_id=household_id,
+                         complaint_id=complaint_id, referral_id=referral_id, actor_id=actor.id if actor else None,
+                         data=data or {})
     session.info.setdefault(PENDING_EVENTS, []).append(event)
     return event
 
@@ -155,40 +172,90 @@ async def audit(
 EVENT_ORDER_LOCK = 7215372916
 
 
-async def write_events(session: AsyncSession) -> list[tuple[int, str]]:
+@dataclass(frozen=True, slots=True)
+class Change:
+    """The operation whose events are written: recorded with their ids as one ``CHANGE`` entry of the audit log."""
+
+    operation: str
+    actor: Actor | None
+    origin: str | None
+
+
+async def write_events(session: AsyncSession, *, change: Change | None = None) -> list[tuple[int, str]]:
     """Write the queued events under the event-order lock; call last, right before COMMIT. Returns the
-    (event id, region code) pairs to publish after the commit."""
-    events: list[CaseEvent] = session.info.pop(PENDING_EVENTS, [])
+    (event id, region code) pairs to publish after the commit, in id order.
+
+    Two statements: the lock, then one INSERT of all the events whose data-modifying CTEs also stamp
+    ``updated_at`` on the rows they are about (:func:`_stamps`) and, given ``change``, write its audit entry.
+    Every part of that statement runs after the lock is granted, so the stamps follow commit order too."""
+    events: list[PendingEvent] = session.info.pop(PENDING_EVENTS, [])
     if not events:
         return []
+    await session.flush()  # rows the ORM still holds go first: the stamps must come after every change
     await session.execute(select(func.pg_advisory_xact_lock(EVENT_ORDER_LOCK)))
-    await _stamp_updated_at(session, events)
-    session.add_all(events)
-    await session.flush()
-    return [(e.id, e.region_code) for e in events]
+    return [(row.id, row.region_code) for row in await session.execute(_insert_events(events, change))]
 
 
-async def _stamp_updated_at(session: AsyncSession, events: list[CaseEvent]) -> None:
-    """Give the rows this transaction changed an ``updated_at`` taken under the event-order lock: like event
-    ids, such times follow commit order, so a partner pulling ``updatedAfter`` its last seen time can never
-    miss a change that committed late (``now()`` is the transaction's start, which can be much earlier)."""
+_EVENTS = Base.metadata.tables[CaseEvent.__tablename__]
+_AUDIT = Base.metadata.tables[AuditEntry.__tablename__]
+
+
+def _insert_events(events: list[PendingEvent], change: Change | None) -> Any:
+    rows = func.unnest(
+        bindparam("kinds", [e.kind for e in events], type_=ARRAY(String)),
+        bindparam("regions", [e.region_code for e in events], type_=ARRAY(String)),
+        bindparam("households", [e.household_id for e in events], type_=ARRAY(BigInteger)),
+        bindparam("complaints", [e.complaint_id for e in events], type_=ARRAY(BigInteger)),
+        bindparam("referrals", [e.referral_id for e in events], type_=ARRAY(BigInteger)),
+        bindparam("actors", [e.actor_id for e in events], type_=ARRAY(BigInteger)),
+        bindparam("data", [json.dumps(e.data) for e in events], type_=ARRAY(Text)),
+    ).table_valued("kind", "region_code", "household_id", "complaint_id", "referral_id", "actor_id", "data",
+                   with_ordinality="n").render_derived()
+    written = (
+        insert(_EVENTS)
+        .from_select(["kind", "region_code", "household_id", "complaint_id", "referral_id", "actor_id", "data"],
+                     select(rows.c.kind, rows.c.region_code, rows.c.household_id, rows.c.complaint_id,
+                            rows.c.referral_id, rows.c.actor_id, cast(rows.c.data, JSONB)).order_by(rows.c.n))
+        .returning(_EVENTS.c.id, _EVENTS.c.region_code)
+        .cte("written")
+    )
+    stmt = select(written.c.id, written.c.region_code).order_by(written.c.id)
+    for name, (table, ids) in _stamps(events).items():
+        stmt = stmt.add_cte(update(table).where(table.c.id == any_(bindparam(f"{name}_ids", ids,
+                                                                             type_=ARRAY(BigInteger))))
+                            .values(updated_at=func.clock_timestamp()).cte(f"stamp_{name}"))
+    if change is not None:
+        stmt = stmt.add_cte(insert(_AUDIT).from_select(
+            ["actor_id", "action", "entity_type", "detail", "origin"],
+            select(literal(change.actor.id if change.actor else None, BigInteger), literal("CHANGE"),
+                   literal("Operation"),
+                   func.jsonb_build_object("operation", literal(change.operation),
+                                           "events", func.jsonb_agg(aggregate_order_by(written.c.id, written.c.id))),
+                   literal(change.origin, String)).select_from(written)).cte("audited"))
+    return stmt
+
+
+def _stamps(events: list[PendingEvent]) -> dict[str, tuple[Any, list[int]]]:
+    """The rows whose ``updated_at`` the events stamp, by table. Taken under the event-order lock, such times follow
+    commit order like event ids, so a partner pulling ``updatedAfter`` its last seen time can never miss a change
+    that committed late (``now()`` is the transaction's start, which can be much earlier)."""
     from domain.complaints.models import Complaint
     from domain.households.models import Household
     from domain.referrals.models import Referral
 
-    touched: dict[Any, set[int]] = {Household: set(), Complaint: set(), Referral: set()}
+    households: set[int] = set()
+    complaints: set[int] = set()
+    referrals: set[int] = set()
     for e in events:
         if e.kind.startswith(("HOUSEHOLD_", "MEMBER_")) and e.household_id is not None:
-            touched[Household].add(e.household_id)
+            households.add(e.household_id)
         elif e.kind.startswith("COMPLAINT_") and e.complaint_id is not None:
-            touched[Complaint].add(e.complaint_id)
+            complaints.add(e.complaint_id)
         elif e.kind.startswith("REFERRAL_") and e.referral_id is not None:
-            touched[Referral].add(e.referral_id)
-    for model, ids in touched.items():
-        if ids:
-            await session.execute(update(model).where(model.id.in_(sorted(ids)))
-                                  .values(updated_at=func.clock_timestamp())
-                                  .execution_options(synchronize_session=False))
+            referrals.add(e.referral_id)
+    touched = {"households": (Household.__table__, households), "complaints": (Complaint.__table__, complaints),
+               "referrals": (Referral.__table__, referrals)}
+    return {name: (table, sorted(ids)) for name, (table, ids) in touched.items() if ids}
 
 
 def scoped_events(stmt: Any, actor: Actor) -> Any:

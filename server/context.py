@@ -28,7 +28,7 @@ from starlette.requests import HTTPConnection
 from domain.actor import Actor
 from domain.crypto import PersonalDataCipher
 from domain.errors import DomainError, Unauthenticated
-from domain.events import audit, write_events
+from domain.events import Change, audit, write_events
 from domain.staff.tokens import TokenSigner
 from server.settings import Settings
 
@@ -195,11 +195,9 @@ class Context:
         try:
             if success:
                 await self._audit_reads(session, unit)
-                events = await write_events(session)
+                # the events, with the operation's CHANGE entry in the audit log, in the statement that writes them
+                events = await write_events(session, change=Change(change, self.actor, self.origin) if change else None)
                 follow_ups = unit.after_commit
-                if events and change:
-                    await audit(session, actor=self.actor, action="CHANGE", entity_type="Operation", entity_id=None,
-                                detail={"operation": change, "events": [e[0] for e in events]}, origin=self.origin)
                 await session.commit()
             else:
                 await session.rollback()

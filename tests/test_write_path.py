@@ -3,15 +3,18 @@ trip on this path costs intake throughput, so one more is a regression to decide
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from domain.events import Change, EventKind, append_event, write_events
+from schema.relay import pk_of
 from server.context import Services
 from tests.conftest import Client, LiveWorld, Published, nik
 
@@ -26,9 +29,13 @@ mutation($input: FileComplaintInput!) {
 
 
 def _kind(sql: str) -> str:
-    """``INSERT complaints``, ``SELECT households``, ``SELECT pg_advisory_xact_lock``, ``SAVEPOINT`` ..."""
+    """``INSERT complaints``, ``SELECT households``, ``SELECT pg_advisory_xact_lock``, ``SAVEPOINT`` ...; a statement
+    with data-modifying CTEs is its changes in order: ``INSERT complaints + INSERT assignments``."""
     words = sql.split()
     verb = words[0].upper()
+    if verb == "WITH":
+        return " + ".join(f"INSERT {m[0]}" if m[0] else f"UPDATE {m[1]}"
+                          for m in re.findall(r"\bINSERT INTO (\w+)|\bUPDATE (\w+) SET", sql))
     if verb == "INSERT":
         return f"INSERT {words[2]}"
     if verb == "UPDATE":
@@ -83,12 +90,36 @@ async def test_file_complaint_statements(live_services: Services, live_world: Li
         "INSERT complaints",            # RETURNING the server's defaults: no read back
         "INSERT assignments",           # the facilitator who filed it holds it
         "SELECT pg_advisory_xact_lock",  # at commit: event ids in commit order
-        "UPDATE complaints",            # updated_at in commit order
-        "INSERT case_events",
-        "INSERT audit_log",             # the operation's CHANGE entry
+        # one statement under the lock: updated_at in commit order, the operation's CHANGE entry
+        "UPDATE complaints + INSERT case_events + INSERT audit_log",
         "COMMIT",
     ], seen
-    assert len(published.batches[-1]) == 1
+    complaint_id = pk_of(out["fileComplaint"]["complaint"]["id"], "Complaint")
+    async with live_engine.connect() as conn:
+        event_id, region = (await conn.execute(text("SELECT id, region_code FROM case_events WHERE complaint_id = :c"),
+                                               {"c": complaint_id})).one()
+        for _ in range(100):  # published after the commit, in a task of its own
+            if [(event_id, region)] in published.batches:
+                break
+            await asyncio.sleep(0.01)
+        assert [(event_id, region)] in published.batches
+        assert (await conn.execute(text(
+            "SELECT from_staff_id, to_staff_id, by_staff_id, reason FROM assignments WHERE complaint_id = :c"),
+            {"c": complaint_id})).all() == [(None, fac.id, fac.id, "filed")]
+        written = (await conn.execute(text(
+            "SELECT kind, region_code, complaint_id, actor_id, data FROM case_events WHERE id = :e"),
+            {"e": event_id})).one()
+        assert written[:4] == ("COMPLAINT_FILED", region, complaint_id, fac.id)
+        assert written.data == {"status": "NEW", "sector": "HEALTH", "priority": "NORMAL", "assigneeId": fac.id,
+                                "version": 1}
+        # stamped under the lock (clock time), after the transaction began (the row's created_at)
+        created, updated = (await conn.execute(text("SELECT created_at, updated_at FROM complaints WHERE id = :c"),
+                                               {"c": complaint_id})).one()
+        assert updated > created
+        assert (await conn.execute(text(
+            "SELECT actor_id, entity_type, entity_id, detail, origin FROM audit_log WHERE action = 'CHANGE' "
+            "AND detail->'events' @> to_jsonb(CAST(:e AS bigint))"), {"e": event_id})).all() == [
+            (fac.id, "Operation", None, {"operation": "fileComplaint", "events": [event_id]}, None)]
 
     with statements(live_engine) as seen:
         again = await client.ok(FILE, {"input": data}, actor=fac)
@@ -96,3 +127,40 @@ async def test_file_complaint_statements(live_services: Services, live_world: Li
     assert again["fileComplaint"]["complaint"]["id"] == out["fileComplaint"]["complaint"]["id"]
     # the claim finds the key and counts the attempt in the same statement
     assert seen == ["BEGIN", "INSERT idempotency_keys", "SELECT complaints", "COMMIT"], seen
+
+
+async def test_write_events_stamps_each_kind_and_audits_the_change(live_services: Services, live_world: LiveWorld,
+                                                                   live_engine: AsyncEngine) -> None:
+    """Several events of several kinds: ids in the order they were appended, every row they are about stamped, one
+    CHANGE entry listing the ids with the actor and origin; nothing queued afterwards."""
+    fac = live_world.actor("fac_a1")
+    client = Client(live_services)
+    born, kec = dt.date(1981, 2, 3), live_world.code(".74.01")
+    registered = await client.ok(REGISTER, {"input": {
+        "regionCode": live_world.code(".74.01.1001"), "address": "Jl. Pasar No. 2",
+        "familyCards": [f"{kec.replace('.', '')}0302810002"],
+        "members": [{"name": "Siti Lubis", "sex": "FEMALE", "birthDate": born.isoformat(), "relation": "HEAD",
+                     "nik": nik(kec, born, female=True, serial=2)}]}}, actor=fac)
+    household_id = pk_of(registered["registerHousehold"]["household"]["id"], "Household")
+    region = live_world.code(".74.01.1001")
+    async with live_services.sessionmaker() as session, session.begin():
+        before = await session.scalar(select(func.clock_timestamp()))
+        await append_event(session, kind=EventKind.HOUSEHOLD_UPDATED, actor=fac, region_code=region,
+                           household_id=household_id, data={"version": 2})
+        await append_event(session, kind=EventKind.MEMBER_ADDED, actor=None, region_code=region,
+                           household_id=household_id)
+        written = await write_events(session, change=Change("updateHousehold,addMember", fac, "10.1.2.3"))
+        assert await write_events(session) == []
+    assert [r for _, r in written] == [region, region]
+    ids = [i for i, _ in written]
+    assert ids == sorted(ids) and len(set(ids)) == 2
+    async with live_engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT id, kind, actor_id, data FROM case_events WHERE id = ANY(:ids) "
+                                        "ORDER BY id"), {"ids": ids})).all()
+        assert [tuple(r) for r in rows] == [(ids[0], "HOUSEHOLD_UPDATED", fac.id, {"version": 2}),
+                                            (ids[1], "MEMBER_ADDED", None, {})]
+        assert await conn.scalar(text("SELECT updated_at FROM households WHERE id = :h"), {"h": household_id}) > before
+        assert (await conn.execute(text(
+            "SELECT actor_id, detail, origin FROM audit_log WHERE action = 'CHANGE' AND detail->'events' @> "
+            "to_jsonb(CAST(:e AS bigint))"), {"e": ids[0]})).all() == [
+            (fac.id, {"operation": "updateHousehold,addMember", "events": ids}, "10.1.2.3")]
