@@ -87,8 +87,8 @@ async def test_file_complaint_statements(live_services: Services, live_world: Li
         "BEGIN",
         "INSERT idempotency_keys",      # claim the key; reserves the complaint's id as its result
         "SELECT households",            # the household, within the actor's area
-        "INSERT complaints",            # RETURNING the server's defaults: no read back
-        "INSERT assignments",           # the facilitator who filed it holds it
+        # RETURNING the server's defaults, no read back; the facilitator who filed it holds it
+        "INSERT complaints + INSERT assignments",
         "SELECT pg_advisory_xact_lock",  # at commit: event ids in commit order
         # one statement under the lock: updated_at in commit order, the operation's CHANGE entry
         "UPDATE complaints + INSERT case_events + INSERT audit_log",

@@ -15,11 +15,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain import idempotency
 from domain.actor import ASSIGNABLE_ROLES, Actor, Op
+from domain.base import Base
 from domain.complaints.models import Assignment, Complaint
 from domain.enums import (
     FINAL_REFERRAL_STATUSES,
@@ -157,24 +158,36 @@ async def file_complaint(
         assignee_id = actor.id
     days = await sla_days(session, sector=data.sector, program_id=data.program_id)
     started = data.reported_at or now
-    complaint = Complaint(
-        id=claimed.reserved, household_id=household.id, member_id=data.member_id, region_code=household.region_code,
-        kind=data.kind.value, sector=data.sector.value, program_id=data.program_id,
-        description=data.description.strip(), channel=data.channel.value, priority=data.priority.value,
-        status=S.NEW.value, assignee_id=assignee_id, filed_by_id=actor.id, sla_started_at=started,
-        sla_due_at=started + dt.timedelta(days=days), reported_at=data.reported_at,
-    )
-    session.add(complaint)
-    await session.flush()  # INSERT ... RETURNING the id and the server's defaults: no need to read it back
-    if assignee_id is not None:
-        session.add(Assignment(complaint_id=complaint.id, from_staff_id=None, to_staff_id=assignee_id,
-                               by_staff_id=actor.id, reason="filed"))
-        await session.flush()
+    complaint = await _insert_filed(session, {
+        "household_id": household.id, "member_id": data.member_id, "region_code": household.region_code,
+        "kind": data.kind.value, "sector": data.sector.value, "program_id": data.program_id,
+        "description": data.description.strip(), "channel": data.channel.value, "priority": data.priority.value,
+        "status": S.NEW.value, "assignee_id": assignee_id, "filed_by_id": actor.id, "sla_started_at": started,
+        "sla_due_at": started + dt.timedelta(days=days), "reported_at": data.reported_at,
+        **({} if claimed.reserved is None else {"id": claimed.reserved})})
     await append_event(session, kind=EventKind.COMPLAINT_FILED, actor=actor, region_code=complaint.region_code,
                        household_id=household.id, complaint_id=complaint.id,
                        data={"status": S.NEW.value, "sector": complaint.sector, "priority": complaint.priority,
                              "assigneeId": assignee_id, "version": 1})
     return Filed(complaint, replayed=False)
+
+
+_COMPLAINTS = Base.metadata.tables[Complaint.__tablename__]
+_ASSIGNMENTS = Base.metadata.tables[Assignment.__tablename__]
+
+
+async def _insert_filed(session: AsyncSession, values: dict[str, Any]) -> Complaint:
+    """Insert a new complaint and, when it has an assignee, its first assignment ("filed", by whoever filed it),
+    in one statement; the row comes back with the server's defaults. The complaint is not added to the session:
+    nothing changes it later in the operation, and a service that needs it loads it."""
+    filed = insert(_COMPLAINTS).values(values).returning(*_COMPLAINTS.c).cte("filed")
+    assigned = insert(_ASSIGNMENTS).from_select(
+        ["complaint_id", "to_staff_id", "by_staff_id", "reason"],
+        select(filed.c.id, filed.c.assignee_id, filed.c.filed_by_id, literal("filed"))
+        .where(filed.c.assignee_id.is_not(None)),
+    ).cte("assigned")
+    row = (await session.execute(select(filed).add_cte(assigned))).one()
+    return Complaint(**row._mapping)
 
 
 async def _locked(session: AsyncSession, *, actor: Actor, complaint_id: int, expected_version: int,
