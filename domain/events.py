@@ -13,6 +13,7 @@ COMMIT. The boundary publishes the written ids once the transaction has committe
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass
 from enum import StrEnum
@@ -192,23 +193,37 @@ async def write_events(session: AsyncSession, *, change: Change | None = None) -
     if not events:
         return []
     await session.flush()  # rows the ORM still holds go first: the stamps must come after every change
-    await session.execute(select(func.pg_advisory_xact_lock(EVENT_ORDER_LOCK)))
-    return [(row.id, row.region_code) for row in await session.execute(_insert_events(events, change))]
+    await session.execute(_LOCK)
+    stamps = _stamps(events)
+    params: dict[str, Any] = {
+        "kinds": [e.kind for e in events], "regions": [e.region_code for e in events],
+        "households": [e.household_id for e in events], "complaints": [e.complaint_id for e in events],
+        "referrals": [e.referral_id for e in events], "actors": [e.actor_id for e in events],
+        "data": [json.dumps(e.data) for e in events],
+        **{f"{table}_ids": ids for table, ids in stamps.items()},
+    }
+    if change is not None:
+        params |= {"operation": change.operation, "origin": change.origin,
+                   "actor_id": change.actor.id if change.actor else None}
+    stmt = _insert_events(tuple(stamps), audited=change is not None)
+    return [(row.id, row.region_code) for row in await session.execute(stmt, params)]
 
 
+_LOCK = select(func.pg_advisory_xact_lock(EVENT_ORDER_LOCK))
 _EVENTS = Base.metadata.tables[CaseEvent.__tablename__]
 _AUDIT = Base.metadata.tables[AuditEntry.__tablename__]
 
 
-def _insert_events(events: list[PendingEvent], change: Change | None) -> Any:
+@functools.cache
+def _insert_events(stamped: tuple[str, ...], *, audited: bool) -> Any:
+    """The statement that writes the events (as arrays, one element per event), stamps the rows of the ``stamped``
+    tables and, when ``audited``, writes the CHANGE entry. Built once per shape: building a statement with CTEs
+    costs more than running it."""
     rows = func.unnest(
-        bindparam("kinds", [e.kind for e in events], type_=ARRAY(String)),
-        bindparam("regions", [e.region_code for e in events], type_=ARRAY(String)),
-        bindparam("households", [e.household_id for e in events], type_=ARRAY(BigInteger)),
-        bindparam("complaints", [e.complaint_id for e in events], type_=ARRAY(BigInteger)),
-        bindparam("referrals", [e.referral_id for e in events], type_=ARRAY(BigInteger)),
-        bindparam("actors", [e.actor_id for e in events], type_=ARRAY(BigInteger)),
-        bindparam("data", [json.dumps(e.data) for e in events], type_=ARRAY(Text)),
+        bindparam("kinds", type_=ARRAY(String)), bindparam("regions", type_=ARRAY(String)),
+        bindparam("households", type_=ARRAY(BigInteger)), bindparam("complaints", type_=ARRAY(BigInteger)),
+        bindparam("referrals", type_=ARRAY(BigInteger)), bindparam("actors", type_=ARRAY(BigInteger)),
+        bindparam("data", type_=ARRAY(Text)),
     ).table_valued("kind", "region_code", "household_id", "complaint_id", "referral_id", "actor_id", "data",
                    with_ordinality="n").render_derived()
     written = (
@@ -220,29 +235,25 @@ def _insert_events(events: list[PendingEvent], change: Change | None) -> Any:
         .cte("written")
     )
     stmt = select(written.c.id, written.c.region_code).order_by(written.c.id)
-    for name, (table, ids) in _stamps(events).items():
-        stmt = stmt.add_cte(update(table).where(table.c.id == any_(bindparam(f"{name}_ids", ids,
-                                                                             type_=ARRAY(BigInteger))))
+    for name in stamped:
+        table = Base.metadata.tables[name]
+        stmt = stmt.add_cte(update(table).where(table.c.id == any_(bindparam(f"{name}_ids", type_=ARRAY(BigInteger))))
                             .values(updated_at=func.clock_timestamp()).cte(f"stamp_{name}"))
-    if change is not None:
+    if audited:
         stmt = stmt.add_cte(insert(_AUDIT).from_select(
             ["actor_id", "action", "entity_type", "detail", "origin"],
-            select(literal(change.actor.id if change.actor else None, BigInteger), literal("CHANGE"),
-                   literal("Operation"),
-                   func.jsonb_build_object("operation", literal(change.operation),
-                                           "events", func.jsonb_agg(aggregate_order_by(written.c.id, written.c.id))),
-                   literal(change.origin, String)).select_from(written)).cte("audited"))
+            select(bindparam("actor_id", type_=BigInteger), literal("CHANGE"), literal("Operation"),
+                   func.jsonb_build_object(literal("operation"), bindparam("operation", type_=String),
+                                           literal("events"),
+                                           func.jsonb_agg(aggregate_order_by(written.c.id, written.c.id))),
+                   bindparam("origin", type_=String)).select_from(written)).cte("audited"))
     return stmt
 
 
-def _stamps(events: list[PendingEvent]) -> dict[str, tuple[Any, list[int]]]:
+def _stamps(events: list[PendingEvent]) -> dict[str, list[int]]:
     """The rows whose ``updated_at`` the events stamp, by table. Taken under the event-order lock, such times follow
     commit order like event ids, so a partner pulling ``updatedAfter`` its last seen time can never miss a change
     that committed late (``now()`` is the transaction's start, which can be much earlier)."""
-    from domain.complaints.models import Complaint
-    from domain.households.models import Household
-    from domain.referrals.models import Referral
-
     households: set[int] = set()
     complaints: set[int] = set()
     referrals: set[int] = set()
@@ -253,9 +264,8 @@ def _stamps(events: list[PendingEvent]) -> dict[str, tuple[Any, list[int]]]:
             complaints.add(e.complaint_id)
         elif e.kind.startswith("REFERRAL_") and e.referral_id is not None:
             referrals.add(e.referral_id)
-    touched = {"households": (Household.__table__, households), "complaints": (Complaint.__table__, complaints),
-               "referrals": (Referral.__table__, referrals)}
-    return {name: (table, sorted(ids)) for name, (table, ids) in touched.items() if ids}
+    touched = {"households": households, "complaints": complaints, "referrals": referrals}
+    return {table: sorted(ids) for table, ids in touched.items() if ids}
 
 
 def scoped_events(stmt: Any, actor: Actor) -> Any:

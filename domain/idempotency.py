@@ -14,9 +14,11 @@ committed, or rolled back, together.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +38,21 @@ class Claim:
     reserved: int | None = None
 
 
+_KEYS = Base.metadata.tables[IdempotencyKey.__tablename__]
+
+
+@functools.cache
+def _claiming(reserve: str | None) -> Any:
+    """Claim a key (reserving, as its result, the next id of the table ``reserve``), or count one more attempt at
+    it; RETURNING what is stored. A Core statement on the table (not the ORM's bulk INSERT), built once per table."""
+    result = None if reserve is None else func.nextval(func.pg_get_serial_sequence(reserve, "id"))
+    stmt = insert(_KEYS).values(actor_id=bindparam("actor_id"), key=bindparam("key"),
+                                operation=bindparam("operation"), result_id=result)
+    return (stmt.on_conflict_do_update(index_elements=[_KEYS.c.actor_id, _KEYS.c.key],
+                                       set_={"attempts": _KEYS.c.attempts + 1})
+            .returning(_KEYS.c.attempts, _KEYS.c.operation, _KEYS.c.result_id))
+
+
 async def claim(session: AsyncSession, *, actor: Actor, key: str | None, operation: str,
                 reserve: type[Base] | None = None) -> Claim:
     """Claim ``key`` for this call. ``Claim.earlier`` is the id stored by an earlier call with the same key;
@@ -46,13 +63,8 @@ async def claim(session: AsyncSession, *, actor: Actor, key: str | None, operati
     if not key.strip() or len(key) > MAX_KEY_LENGTH:
         raise DomainError(f"an idempotency key has 1 to {MAX_KEY_LENGTH} characters", field="idempotencyKey",
                           code="INVALID_IDEMPOTENCY_KEY")
-    result = None if reserve is None else func.nextval(func.pg_get_serial_sequence(reserve.__tablename__, "id"))
-    stmt = insert(IdempotencyKey).values(actor_id=actor.id, key=key, operation=operation, result_id=result)
-    row = (await session.execute(
-        stmt.on_conflict_do_update(index_elements=[IdempotencyKey.actor_id, IdempotencyKey.key],
-                                   set_={"attempts": IdempotencyKey.attempts + 1})
-        .returning(IdempotencyKey.attempts, IdempotencyKey.operation, IdempotencyKey.result_id)
-    )).one()
+    row = (await session.execute(_claiming(None if reserve is None else reserve.__tablename__),
+                                 {"actor_id": actor.id, "key": key, "operation": operation})).one()
     if row.attempts == 1:  # inserted: this call is the first
         return Claim(reserved=row.result_id)
     if row.operation != operation or row.result_id is None:
