@@ -36,7 +36,7 @@ from domain.enums import (
 from domain.errors import DomainError, Forbidden, InvalidTransition, NotFound, StaleVersion, ValidationFailed
 from domain.events import EventKind, append_event
 from domain.households.models import Member
-from domain.households.service import get_household
+from domain.households.service import household_region
 from domain.programs import Program
 from domain.referrals.models import Referral
 from domain.scoping import get_in_scope
@@ -125,7 +125,8 @@ async def file_complaint(
                                       reserve=Complaint)
     if claimed.earlier is not None:
         return Filed(await get_complaint(session, actor=actor, complaint_id=claimed.earlier), replayed=True)
-    household = await get_household(session, actor=actor, household_id=data.household_id, field="householdId")
+    household_id = data.household_id
+    region_code = await household_region(session, actor=actor, household_id=household_id, field="householdId")
     errors: list[DomainError] = []
     try:
         _description(data.description)
@@ -140,7 +141,7 @@ async def file_complaint(
             errors.append(DomainError("the report time is not plausible", field="reportedAt", code="INVALID_TIME"))
     if data.member_id is not None:
         member_household = await session.scalar(select(Member.household_id).where(Member.id == data.member_id))
-        if member_household != household.id:
+        if member_household != household_id:
             errors.append(DomainError("this member is not in the household", field="memberId", code="NOT_FOUND"))
     if data.program_id is not None:
         program_sector = await session.scalar(
@@ -154,20 +155,20 @@ async def file_complaint(
         raise ValidationFailed(errors)
     assignee_id = data.assignee_id
     if assignee_id is not None:
-        await _assignee(session, actor=actor, staff_id=assignee_id, region_code=household.region_code)
+        await _assignee(session, actor=actor, staff_id=assignee_id, region_code=region_code)
     elif actor.role in ASSIGNABLE_ROLES:
         assignee_id = actor.id
     days = await sla_days(session, sector=data.sector, program_id=data.program_id)
     started = data.reported_at or now
     complaint = await _insert_filed(session, {
-        "household_id": household.id, "member_id": data.member_id, "region_code": household.region_code,
+        "household_id": household_id, "member_id": data.member_id, "region_code": region_code,
         "kind": data.kind.value, "sector": data.sector.value, "program_id": data.program_id,
         "description": data.description.strip(), "channel": data.channel.value, "priority": data.priority.value,
         "status": S.NEW.value, "assignee_id": assignee_id, "filed_by_id": actor.id, "sla_started_at": started,
         "sla_due_at": started + dt.timedelta(days=days), "reported_at": data.reported_at,
         **({} if claimed.reserved is None else {"id": claimed.reserved})})
     await append_event(session, kind=EventKind.COMPLAINT_FILED, actor=actor, region_code=complaint.region_code,
-                       household_id=household.id, complaint_id=complaint.id,
+                       household_id=household_id, complaint_id=complaint.id,
                        data={"status": S.NEW.value, "sector": complaint.sector, "priority": complaint.priority,
                              "assigneeId": assignee_id, "version": 1})
     return Filed(complaint, replayed=False)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -294,6 +294,19 @@ async def get_household(session: AsyncSession, *, actor: Actor, household_id: in
                         field: str = "id") -> Household:
     return await get_in_scope(session, Household, actor=actor, pk=household_id, region_column=Household.region_code,
                               for_update=for_update, field=field, what="household")
+
+
+_HOUSEHOLD_REGION = select(Household.__table__.c.region_code).where(Household.__table__.c.id == bindparam("id"))
+
+
+async def household_region(session: AsyncSession, *, actor: Actor, household_id: int, field: str = "id") -> str:
+    """The region of a household in the actor's area (one outside it is not found, as by :func:`get_household`),
+    without loading the row: for a service that only files something under it."""
+    actor.require(Op.READ)
+    region: str | None = (await session.execute(_HOUSEHOLD_REGION, {"id": household_id})).scalar()
+    if region is None or not actor.covers(region):
+        raise NotFound("no such household in your area", field=field)
+    return region
 
 
 async def update_household(
