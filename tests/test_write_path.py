@@ -164,3 +164,48 @@ async def test_write_events_stamps_each_kind_and_audits_the_change(live_services
             "SELECT actor_id, detail, origin FROM audit_log WHERE action = 'CHANGE' AND detail->'events' @> "
             "to_jsonb(CAST(:e AS bigint))"), {"e": ids[0]})).all() == [
             (fac.id, {"operation": "updateHousehold,addMember", "events": ids}, "10.1.2.3")]
+
+
+ADD_MEMBER = """
+mutation($input: AddMemberInput!) {
+  addMember(input: $input) { replayed member { id } errors { code } }
+}"""
+
+
+async def test_keyed_registration_and_new_member_record_their_key_in_the_claim(
+        live_services: Services, live_world: LiveWorld, live_engine: AsyncEngine) -> None:
+    """registerHousehold and addMember reserve their row's id in the claim, as fileComplaint does: no statement
+    afterwards to record the key's result, and a replay answers with the same row."""
+    client = Client(live_services)
+    fac = live_world.actor("fac_a1")
+    born, kec = dt.date(1985, 6, 7), live_world.code(".74.01")
+    register = {"input": {
+        "idempotencyKey": f"tablet-{live_world.province}-hh", "regionCode": live_world.code(".74.01.1001"),
+        "address": "Jl. Sawah No. 3", "familyCards": [f"{kec.replace('.', '')}0706850003"],
+        "members": [{"name": "Rahmat Nasution", "sex": "MALE", "birthDate": born.isoformat(), "relation": "HEAD",
+                     "nik": nik(kec, born, female=False, serial=3)}]}}
+    with statements(live_engine) as seen:
+        first = await client.ok(REGISTER, register, actor=fac)
+    assert "UPDATE idempotency_keys" not in seen and seen.count("INSERT idempotency_keys") == 1, seen
+    again = await client.ok(REGISTER, register, actor=fac)
+    assert again["registerHousehold"]["household"]["id"] == first["registerHousehold"]["household"]["id"]
+
+    child = dt.date(2010, 8, 9)
+    add = {"input": {"idempotencyKey": f"tablet-{live_world.province}-member",
+                     "householdId": first["registerHousehold"]["household"]["id"],
+                     "member": {"name": "Nur Nasution", "sex": "FEMALE", "birthDate": child.isoformat(),
+                                "relation": "CHILD", "nik": nik(kec, child, female=True, serial=4)}}}
+    with statements(live_engine) as seen:
+        added = await client.ok(ADD_MEMBER, add, actor=fac)
+    assert added["addMember"]["errors"] == [] and added["addMember"]["replayed"] is False
+    assert "UPDATE idempotency_keys" not in seen and seen.count("INSERT idempotency_keys") == 1, seen
+    replayed = await client.ok(ADD_MEMBER, add, actor=fac)
+    assert replayed["addMember"]["replayed"] is True
+    assert replayed["addMember"]["member"]["id"] == added["addMember"]["member"]["id"]
+    async with live_engine.connect() as conn:
+        keys = (await conn.execute(text(
+            "SELECT operation, result_id, attempts FROM idempotency_keys WHERE actor_id = :a ORDER BY operation"),
+            {"a": fac.id})).all()
+    assert [tuple(k) for k in keys] == [
+        ("addMember", pk_of(added["addMember"]["member"]["id"], "Member"), 2),
+        ("registerHousehold", pk_of(first["registerHousehold"]["household"]["id"], "Household"), 2)]

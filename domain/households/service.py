@@ -169,7 +169,7 @@ async def _raise_if_registered(session: AsyncSession, *, kk_hashes: dict[bytes, 
 
 
 def _new_member(cipher: PersonalDataCipher, data: MemberData, household_id: int,
-                card_ids: list[int]) -> Member:
+                card_ids: list[int], *, member_id: int | None = None) -> Member:
     status = NikStatus.PLACEHOLDER
     sealed = None
     if data.nik is not None:
@@ -177,6 +177,7 @@ def _new_member(cipher: PersonalDataCipher, data: MemberData, household_id: int,
         if status is NikStatus.VALID:
             sealed = cipher.seal(data.nik, kind=NIK)
     return Member(
+        id=member_id,
         household_id=household_id,
         family_card_id=card_ids[data.family_card_index] if data.family_card_index is not None else (
             card_ids[0] if card_ids else None),
@@ -218,7 +219,8 @@ async def register_household(
     today: dt.date | None = None,
 ) -> Registered:
     actor.require(Op.REGISTER_HOUSEHOLD)
-    claimed = await idempotency.claim(session, actor=actor, key=idempotency_key, operation="registerHousehold")
+    claimed = await idempotency.claim(session, actor=actor, key=idempotency_key, operation="registerHousehold",
+                                      reserve=Household)
     if claimed.earlier is not None:
         return Registered(await get_household(session, actor=actor, household_id=claimed.earlier), replayed=True)
     today = today or dt.date.today()  # noqa: DTZ011 - birth dates are calendar dates
@@ -266,7 +268,7 @@ async def register_household(
     await _raise_if_registered(session, kk_hashes=kk_hashes, nik_hashes=nik_hashes)
 
     household = Household(
-        region_code=data.region_code, address=data.address.strip(), rt=data.rt, rw=data.rw,
+        id=claimed.reserved, region_code=data.region_code, address=data.address.strip(), rt=data.rt, rw=data.rw,
         latitude=data.latitude, longitude=data.longitude, dtks_status=data.dtks_status.value,
         indicators=data.indicators, registered_by_id=actor.id,
     )
@@ -285,7 +287,6 @@ async def register_household(
     await append_event(session, kind=EventKind.HOUSEHOLD_REGISTERED, actor=actor, region_code=household.region_code,
                        household_id=household.id, data={"members": len(data.members),
                                                         "dtksStatus": household.dtks_status})
-    await idempotency.complete(session, actor=actor, key=idempotency_key, result_id=household.id)
     await session.refresh(household)
     return Registered(household, replayed=False)
 
@@ -364,7 +365,8 @@ async def add_member(
     today: dt.date | None = None,
 ) -> tuple[Member, bool]:
     actor.require(Op.UPDATE_HOUSEHOLD)
-    claimed = await idempotency.claim(session, actor=actor, key=idempotency_key, operation="addMember")
+    claimed = await idempotency.claim(session, actor=actor, key=idempotency_key, operation="addMember",
+                                      reserve=Member)
     if claimed.earlier is not None:
         member = await session.get(Member, claimed.earlier)
         if member is None:
@@ -394,7 +396,7 @@ async def add_member(
     _check(errors)
     if data.nik is not None and not is_placeholder(data.nik):
         await _raise_if_registered(session, kk_hashes={}, nik_hashes={cipher.digest(data.nik): "member.nik"})
-    member = _new_member(cipher, data, household.id, card_ids)
+    member = _new_member(cipher, data, household.id, card_ids, member_id=claimed.reserved)
     session.add(member)
     await _flush_or_duplicate(session)
     await session.execute(
@@ -403,6 +405,5 @@ async def add_member(
     )
     await append_event(session, kind=EventKind.MEMBER_ADDED, actor=actor, region_code=household.region_code,
                        household_id=household.id, data={"memberId": member.id, "version": household.version + 1})
-    await idempotency.complete(session, actor=actor, key=idempotency_key, result_id=member.id)
     await session.refresh(member)
     return member, False
