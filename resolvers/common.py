@@ -47,6 +47,9 @@ async def attempt(info: Info, work: Callable[[AsyncSession, Actor], Awaitable[T]
             del pending[mark:]
             unit.changed = False
             await session.rollback()
+            # the rollback expired every object read so far: the loaders must read them again, not hand out
+            # expired rows (which would try to load lazily, outside the async context)
+            unit.loaders = None
             raise
 
 

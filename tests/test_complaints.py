@@ -482,6 +482,26 @@ async def test_a_failed_mutation_undoes_only_itself(client: Client, world: World
     assert len(published.batches[-1]) == 1
 
 
+STALE_TWICE = """
+mutation($first: ComplaintTransitionInput!, $second: ComplaintTransitionInput!) {
+  first: verifyComplaint(input: $first) { complaint { id version status } errors { code } }
+  second: verifyComplaint(input: $second) { complaint { id version status } errors { code } }
+}"""
+
+
+async def test_two_stale_changes_in_one_operation_both_answer_with_the_current_case(
+        client: Client, world: World) -> None:
+    """A failed first change rolls the operation's transaction back, which expires what was read before it:
+    the second change, stale as well, still answers with the case as it is now, not an internal error."""
+    household = await register(client, world)
+    c = await file(client, world, household["id"])
+    stale = {"id": c["id"], "expectedVersion": c["version"] + 5}
+    out = await client.ok(STALE_TWICE, {"first": stale, "second": stale}, actor=world.actor("sup_a"))
+    for key in ("first", "second"):
+        assert codes(out[key]) == ["STALE_VERSION"]
+        assert out[key]["complaint"] == {"id": c["id"], "version": c["version"], "status": "NEW"}
+
+
 # ----------------------------------------------------------------------------------------- status changes
 
 
