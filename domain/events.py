@@ -28,6 +28,7 @@ from sqlalchemy import (
     Index,
     Integer,
     PrimaryKeyConstraint,
+    Select,
     String,
     Text,
     any_,
@@ -280,12 +281,10 @@ def scoped_events(stmt: Any, actor: Actor) -> Any:
     return stmt
 
 
-async def read_changes(session: AsyncSession, *, actor: Actor, after: str | None, first: int,
-                       until: int | None = None) -> tuple[list[CaseEvent], bool, str]:
-    """Events in the actor's scope after cursor ``after`` (and up to ``until``) in cursor order; ids are
-    handed out in commit order (see the module docstring), so resuming after the returned cursor never
-    skips an event."""
-
+def changes_statement(actor: Actor, *, after: str | None, first: int,
+                      until: int | None = None) -> tuple[Select[Any], int]:
+    """The events in the actor's scope after cursor ``after`` (up to ``until``), in id order, one more than
+    ``first`` (whether more follow); and the position the cursor stands for."""
     actor.require(Op.READ)
     start = 0
     if after is not None:
@@ -297,7 +296,17 @@ async def read_changes(session: AsyncSession, *, actor: Actor, after: str | None
     stmt = select(CaseEvent).where(CaseEvent.id > start).order_by(CaseEvent.id).limit(first + 1)
     if until is not None:
         stmt = stmt.where(CaseEvent.id <= until)
-    rows = list(await session.scalars(scoped_events(stmt, actor)))
+    return scoped_events(stmt, actor), start
+
+
+async def read_changes(session: AsyncSession, *, actor: Actor, after: str | None, first: int,
+                       until: int | None = None) -> tuple[list[CaseEvent], bool, str]:
+    """Events in the actor's scope after cursor ``after`` (and up to ``until``) in cursor order; ids are
+    handed out in commit order (see the module docstring), so resuming after the returned cursor never
+    skips an event."""
+
+    stmt, start = changes_statement(actor, after=after, first=first, until=until)
+    rows = list(await session.scalars(stmt))
     has_more = len(rows) > first
     rows = rows[:first]
     return rows, has_more, str(rows[-1].id if rows else start)

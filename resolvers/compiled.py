@@ -40,16 +40,14 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.types import DateTime
 from strawberry.types.arguments import convert_arguments
 
-from domain.actor import Actor, Op
+from domain.actor import Actor
 from domain.complaints import queries as complaints
 from domain.complaints.models import Complaint
 from domain.crypto import PersonalDataCipher
-from domain.errors import DomainError, ValidationFailed
 from domain.events import CaseEvent as CaseEventRow
-from domain.events import scoped_events
+from domain.events import changes_statement
 from domain.households import queries as households
 from domain.households.models import Household
-from domain.numbers import cursor as event_cursor
 from domain.paging import Ordering, check_first, keyset
 from domain.referrals import queries as referrals
 from domain.referrals.models import Referral
@@ -354,20 +352,10 @@ def _changes(request: Request, type_: GraphQLObjectType, selected: Selected, n: 
     in the actor's scope, in id order, and whether more follow."""
     args = _arguments(request, type_, selected)
     first = check_first(args.get("first"), default=request.default_page, maximum=request.max_page)
-    after = args.get("after")
-    request.actor.require(Op.READ)
-    start = 0
-    if after is not None:
-        parsed = event_cursor(after)
-        if parsed is None:
-            raise ValidationFailed([DomainError("not a cursor of the event log", field="after",
-                                                code="INVALID_CURSOR")])
-        start = parsed
-    table = CaseEventRow.__table__
-    stmt = select(*table.c).where(CaseEventRow.id > start).order_by(CaseEventRow.id).limit(first + 1)
+    stmt, start = changes_statement(request.actor, after=args.get("after"), first=first)
     events = f"e{n}"
     ctes.append(f"{events} AS (SELECT x.*, row_number() OVER (ORDER BY x.id) AS rn FROM "
-                f"({bind(scoped_events(stmt, request.actor), params)}) x)")
+                f"({bind(stmt.with_only_columns(*CaseEventRow.__table__.c), params)}) x)")
     page_type, fields = _children(request, type_, selected)
     pairs: list[tuple[str, str]] = []
     for field_ in fields:

@@ -159,20 +159,10 @@ class TextGuard(SchemaExtension):
     runs, as a clear client error instead of a database failure."""
 
     def on_execute(self) -> Iterator[None]:
-        if _has_nul(self.execution_context.variables) or _document_has_nul(self.execution_context.graphql_document):
+        if has_nul(self.execution_context.variables) or document_has_nul(self.execution_context.graphql_document):
             raise GraphQLError("text may not contain NUL characters (\\u0000) or unpaired surrogates",
                                extensions={"code": "BAD_USER_INPUT"})
         yield
-
-
-def has_nul(value: Any) -> bool:
-    """Whether variables hold text PostgreSQL cannot store."""
-    return _has_nul(value)
-
-
-def document_has_nul(document: DocumentNode | None) -> bool:
-    """Whether a document's strings hold text PostgreSQL cannot store."""
-    return _document_has_nul(document)
 
 
 def _storable(text: str) -> bool:
@@ -183,17 +173,19 @@ def _storable(text: str) -> bool:
     return "\x00" not in text
 
 
-def _has_nul(value: Any) -> bool:
+def has_nul(value: Any) -> bool:
+    """Whether variables hold text PostgreSQL cannot store."""
     if isinstance(value, str):
         return not _storable(value)
     if isinstance(value, Mapping):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
     if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
+        return any(has_nul(v) for v in value)
     return False
 
 
-def _document_has_nul(document: DocumentNode | None) -> bool:
+def document_has_nul(document: DocumentNode | None) -> bool:
+    """Whether a document's strings hold text PostgreSQL cannot store."""
     if document is None or document.loc is None:
         return False
     body = document.loc.source.body
