@@ -60,10 +60,10 @@ class CompiledReads:
     def __init__(self, schema: Schema, *, production: bool, cache_size: int = 256) -> None:
         self.schema = schema
         self.rules = [*specified_rules, *validation_rules(production=production)]
-        self.cache_size = cache_size
-        self._prepared: OrderedDict[tuple[str, str | None], Prepared | None] = OrderedDict()
+        #: parsed and validated documents (``None``: not one this path answers), by query text
+        self._prepared = _Bounded(cache_size)
         #: query texts this path could not compile, so they are not tried again
-        self._declined: OrderedDict[tuple[str, str | None, bool], None] = OrderedDict()
+        self._declined = _Bounded(cache_size)
         #: the JSON layer of documents already compiled, per visibility and scope
         self._nodes: _Bounded = _Bounded(cache_size * 4)
         #: whole statements, by query, variables and account
@@ -71,13 +71,9 @@ class CompiledReads:
 
     def _prepare(self, query: str, operation_name: str | None) -> Prepared | None:
         key = (query, operation_name)
-        if key in self._prepared:
-            self._prepared.move_to_end(key)
-            return self._prepared[key]
-        prepared = self._parse(query, operation_name)
-        self._prepared[key] = prepared
-        if len(self._prepared) > self.cache_size:
-            self._prepared.popitem(last=False)
+        if key not in self._prepared:
+            self._prepared[key] = self._parse(query, operation_name)
+        prepared: Prepared | None = self._prepared.get(key)
         return prepared
 
     def _parse(self, query: str, operation_name: str | None) -> Prepared | None:
@@ -150,7 +146,7 @@ class CompiledReads:
         except NotCompilable as exc:
             log.debug("not compiled: %s", exc)
             COMPILED_READS.labels(outcome="declined").inc()
-            self._decline(key)
+            self._declined[key] = None
             return None
         except DomainError:  # e.g. a bad cursor or filter: the resolvers raise it again, as a typed error
             return None
@@ -195,18 +191,19 @@ class CompiledReads:
             autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
             return (await autocommit.exec_driver_sql(statement.sql, tuple(statement.params))).one()
 
-    def _decline(self, key: tuple[str, str | None, bool]) -> None:
-        self._declined[key] = None
-        if len(self._declined) > self.cache_size:
-            self._declined.popitem(last=False)
-
 
 class _Bounded(OrderedDict[tuple[Any, ...], Any]):
-    """A dict that forgets its oldest entries beyond ``size``."""
+    """A dict that forgets its least recently used entries beyond ``size``."""
 
     def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
+
+    def get(self, key: tuple[Any, ...], default: Any = None) -> Any:
+        if key not in self:
+            return default
+        self.move_to_end(key)
+        return self[key]
 
     def __setitem__(self, key: tuple[Any, ...], value: Any) -> None:
         super().__setitem__(key, value)
