@@ -17,16 +17,25 @@ def obj(pairs: Iterable[tuple[str, str]]) -> str:
 
 
 def iso(column: str) -> str:
-    """A timestamp exactly as ``datetime.isoformat()`` writes it in UTC (microseconds only when not zero)."""
-    utc = f"({column} AT TIME ZONE 'UTC')"
-    return (f"(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN date_trunc('second', {column}) = {column} "
-            f"THEN '' ELSE to_char({utc}, '.US') END || '+00:00')")
+    """A timestamp exactly as ``datetime.isoformat()`` writes it in UTC (microseconds only when not zero): one
+    ``to_char`` whose pattern is picked by the fraction."""
+    whole, fraction = """'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'""", """'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'"""
+    return (f"to_char({column} AT TIME ZONE 'UTC', CASE WHEN date_trunc('second', {column}) = {column} "
+            f"THEN {whole} ELSE {fraction} END)")
 
 
 def b64url(text: str) -> str:
-    """base64url without padding, as :func:`schema.relay.to_global_id` and the cursors encode."""
-    return f"rtrim(translate(encode(convert_to({text}, 'UTF8'), 'base64'), E'+/\\n', '-_'), '=')"
+    """base64url without padding, as :func:`schema.relay.to_global_id` and the cursors encode (``replace`` is
+    several times cheaper than ``translate`` here, and PostgreSQL breaks base64 lines at 76 characters)."""
+    return _url_safe(f"encode(convert_to({text}, 'UTF8'), 'base64')", newlines=True)
 
 
 def global_id(type_name: str, pk: str) -> str:
-    return b64url(f"{literal(type_name + ':')} || {pk}")
+    """The global id of an integer key: type name and digits are ASCII, so the text is its own UTF-8 bytes, and
+    under 57 bytes it is one base64 line."""
+    return _url_safe(f"encode(({literal(type_name + ':')} || {pk})::bytea, 'base64')", newlines=False)
+
+
+def _url_safe(base64: str, *, newlines: bool) -> str:
+    out = f"replace(replace(replace({base64}, '+', '-'), '/', '_'), '=', '')"
+    return f"replace({out}, E'\\n', '')" if newlines else out
