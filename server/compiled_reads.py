@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import orjson
 from graphql import (
     DocumentNode,
@@ -188,8 +189,18 @@ class CompiledReads:
             await ctx.finish(success=True)
             return row
         async with bind.connect() as connection:
-            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            return (await autocommit.exec_driver_sql(statement.sql, tuple(statement.params))).one()
+            # straight to the driver: outside a transaction asyncpg's statement is its own (autocommit), and
+            # the pool's rollback on return has nothing to do
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            try:
+                row = await driver.fetchrow(statement.sql, *statement.params)
+            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+                await connection.invalidate()  # a lost connection does not go back to the pool
+                raise
+            if row is None:
+                raise LookupError("a compiled read returned no row")
+            return row
 
 
 class _Bounded(OrderedDict[tuple[Any, ...], Any]):
