@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 import orjson
 
+from bench.http import Client
 from bench.national import BENCH_PASSWORD
 from domain.crypto import NIK, PersonalDataCipher
 
@@ -24,6 +25,9 @@ class GraphQL:
 
     def __init__(self, base: str, *, connections: int = 64, path: str = "/graphql") -> None:
         self.url = base + path
+        self.path = path
+        #: the requests under measurement go through the lean client; ``http`` is for everything else (streams)
+        self.lean = Client(base, connections=connections)
         self.http = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=connections,
                                                                       max_keepalive_connections=connections))
 
@@ -32,9 +36,9 @@ class GraphQL:
         headers = {"content-type": "application/json"}
         if token:
             headers["authorization"] = f"Bearer {token}"
-        response = await self.http.post(self.url, content=orjson.dumps({"query": query, "variables": variables or {}}),
-                                        headers=headers)
-        body: dict[str, Any] = orjson.loads(response.content)
+        _, content = await self.lean.request("POST", self.path, orjson.dumps({"query": query,
+                                                                              "variables": variables or {}}), headers)
+        body: dict[str, Any] = orjson.loads(content)
         return body
 
     async def data(self, query: str, variables: dict[str, Any] | None = None, *,
@@ -47,6 +51,7 @@ class GraphQL:
         return data
 
     async def close(self) -> None:
+        await self.lean.close()
         await self.http.aclose()
 
     async def __aenter__(self) -> GraphQL:
