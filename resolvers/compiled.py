@@ -51,9 +51,9 @@ from domain.households.models import Household
 from domain.paging import Ordering, check_first, keyset
 from domain.referrals import queries as referrals
 from domain.referrals.models import Referral
-from domain.sqljson import b64url, global_id, iso, literal, obj
+from domain.sqljson import Ascii, JSONText, b64url, global_id, iso, json_list, json_literal, obj
 
-#: json_build_object takes at most 100 arguments
+#: fields per object (a bound on the SQL text a document can make)
 MAX_KEYS = 50
 
 
@@ -170,8 +170,8 @@ def _sort(ordering: Ordering, table: str, *, reverse: bool = False) -> str:
     return ", ".join(f"{table}.{column.key} {direction}" for column in ordering.columns)
 
 
-def _json_list(element: str, source: str, order: str) -> str:
-    return f"(SELECT coalesce(json_agg({element} ORDER BY {order}), '[]'::json) FROM {source})"
+def _json_list(element: str, source: str, order: str) -> JSONText:
+    return json_list(element, source, order)
 
 
 #: compiled forms of the parameterised parts, by SQLAlchemy's cache key (the values are not part of it)
@@ -250,7 +250,7 @@ def _object(request: Request, entity: Entity, type_: GraphQLObjectType, selectio
     pairs: list[tuple[str, str]] = []
     for selected in selections:
         if selected.name == "__typename":
-            pairs.append((selected.key, literal(type_.name)))
+            pairs.append((selected.key, json_literal(type_.name)))
         elif selected.name == "id":
             pairs.append((selected.key, global_id(entity.type_name, f"{entity.table}.id")))
         elif selected.name in entity.columns:
@@ -294,7 +294,8 @@ def _complaint_household(request: Request, type_: GraphQLObjectType, selections:
                          path: tuple[str, ...]) -> str:
     scope = _scope(households.scoped(select(Household.id), request.actor))
     element = _object(request, HOUSEHOLD, type_, selections, path)
-    return f"(SELECT {element} FROM households WHERE households.id = complaints.household_id{scope})"
+    return JSONText(f"coalesce((SELECT {element} FROM households WHERE households.id = complaints.household_id"
+                    f"{scope}), 'null')")
 
 
 def _columns(table: str, names: Iterable[str], *, times: Iterable[str] = ()) -> dict[str, Column]:
@@ -368,7 +369,7 @@ def _changes(request: Request, type_: GraphQLObjectType, selected: Selected, n: 
     pairs: list[tuple[str, str]] = []
     for field_ in fields:
         if field_.name == "__typename":
-            pairs.append((field_.key, literal(page_type.name)))
+            pairs.append((field_.key, json_literal(page_type.name)))
         elif field_.name == "events":
             event_type, event_fields = _children(request, page_type, field_)
             element = _object(request, CASE_EVENT, event_type, event_fields, ())
@@ -390,7 +391,7 @@ def _workload(request: Request, type_: GraphQLObjectType, selected: Selected, pa
     pairs: list[tuple[str, str]] = []
     for field_ in fields:
         if field_.name == "__typename":
-            pairs.append((field_.key, literal(entry_type.name)))
+            pairs.append((field_.key, json_literal(entry_type.name)))
         elif field_.name in {"open", "newToday", "atRisk", "breached"}:
             column = {"open": "open", "newToday": "new_today", "atRisk": "at_risk", "breached": "breached"}
             pairs.append((field_.key, f"coalesce(w.{column[field_.name]}, 0)"))
@@ -442,13 +443,19 @@ def _node(request: Request, entity: Entity, type_: GraphQLObjectType, selected: 
     return sql
 
 
+_TABLES = {"households": Household.__table__, "complaints": Complaint.__table__, "referrals": Referral.__table__}
+
+
 def _connection(request: Request, entity: Entity, type_: GraphQLObjectType, selections: list[Selected],
                 matching: Select[Any], ordering: Ordering, first: int, after: str | None, n: int,
                 params: list[Any], ctes: list[str]) -> str:
     """``{edges {cursor node}, pageInfo, totalCount}`` of a keyset page, as the resolvers build it. The page's
     keys (and one more, to know whether more follow) go to a CTE ``p<n>`` numbered in page order."""
     model = entity.table
-    keys = keyset(matching.with_only_columns(*ordering.columns), ordering, after=after, first=first)
+    # the page's whole rows (not only their keys), so its objects are written from the CTE without looking
+    # each row up again
+    table = _TABLES[model]
+    keys = keyset(matching.with_only_columns(*table.c), ordering, after=after, first=first)
     ranked = f"p{n}"
     ctes.append(f"k{n} AS ({bind(literal_limit(keys), params)})")
     ctes.append(f"{ranked} AS (SELECT k{n}.*, row_number() OVER (ORDER BY {_sort(ordering, f'k{n}')}) AS rn "
@@ -456,7 +463,7 @@ def _connection(request: Request, entity: Entity, type_: GraphQLObjectType, sele
     pairs: list[tuple[str, str]] = []
     for selected in selections:
         if selected.name == "__typename":
-            pairs.append((selected.key, literal(type_.name)))
+            pairs.append((selected.key, json_literal(type_.name)))
         elif selected.name == "totalCount":
             count = select(func.count()).select_from(matching.with_only_columns(ordering.columns[-1]).subquery())
             pairs.append((selected.key, f"({bind(count, params)})"))
@@ -465,31 +472,33 @@ def _connection(request: Request, entity: Entity, type_: GraphQLObjectType, sele
             edge_pairs: list[tuple[str, str]] = []
             for edge_field in edge_fields:
                 if edge_field.name == "__typename":
-                    edge_pairs.append((edge_field.key, literal(edge_type.name)))
+                    edge_pairs.append((edge_field.key, json_literal(edge_type.name)))
                 elif edge_field.name == "cursor":
                     edge_pairs.append((edge_field.key, cursor(ordering, model)))
                 elif edge_field.name == "node":
                     edge_pairs.append((edge_field.key, _node(request, entity, type_, selected)))
                 else:
                     raise NotCompilable(f"{edge_type.name}.{edge_field.name}")
-            source = f"{model} WHERE {model}.id IN (SELECT id FROM {ranked} WHERE rn <= {first})"
-            pairs.append((selected.key, _json_list(obj(edge_pairs), source, _sort(ordering, model))))
+            source = f"{ranked} AS {model} WHERE {model}.rn <= {first}"
+            pairs.append((selected.key, _json_list(obj(edge_pairs), source, f"{model}.rn")))
         elif selected.name == "pageInfo":
             info_type, info_fields = _children(request, type_, selected)
             info_pairs: list[tuple[str, str]] = []
             for info_field in info_fields:
                 if info_field.name == "__typename":
-                    info_pairs.append((info_field.key, literal(info_type.name)))
+                    info_pairs.append((info_field.key, json_literal(info_type.name)))
                 elif info_field.name == "hasNextPage":
                     info_pairs.append((info_field.key, f"((SELECT count(*) FROM {ranked}) > {first})"))
                 elif info_field.name == "hasPreviousPage":
                     info_pairs.append((info_field.key, "true" if after is not None else "false"))
                 elif info_field.name == "startCursor":
                     info_pairs.append((info_field.key,
-                                       f"(SELECT {cursor(ordering, ranked)} FROM {ranked} WHERE rn = 1)"))
+                                       Ascii(f"(SELECT {cursor(ordering, ranked)} FROM {ranked} WHERE rn = 1)")))
                 elif info_field.name == "endCursor":
-                    info_pairs.append((info_field.key, f"(SELECT {cursor(ordering, ranked)} FROM {ranked} "
-                                                       f"WHERE rn <= {first} ORDER BY rn DESC LIMIT 1)"))
+                    # the cursor of the page's last row only (not written for every row, then sorted)
+                    info_pairs.append((info_field.key, Ascii(
+                        f"(SELECT {cursor(ordering, 'last_')} FROM (SELECT * FROM {ranked} WHERE rn <= {first} "
+                        "ORDER BY rn DESC LIMIT 1) last_)")))
                 else:
                     raise NotCompilable(f"{info_type.name}.{info_field.name}")
             pairs.append((selected.key, obj(info_pairs)))
@@ -512,7 +521,7 @@ def compile_(request: Request, document: DocumentNode, operation: OperationDefin
     pairs: list[tuple[str, str]] = []
     for n, selected in enumerate(_collect(request, query_type, [operation.selection_set])):
         if selected.name == "__typename":
-            pairs.append((selected.key, literal(query_type.name)))
+            pairs.append((selected.key, json_literal(query_type.name)))
             continue
         if selected.name == "workload" and len(selected.nodes) == 1:
             pairs.append((selected.key, _workload(request, query_type, selected, params)))
