@@ -203,6 +203,10 @@ class RequestId:
                             (time.perf_counter() - started) * 1000, request_id)
 
 
+#: the scope key under which :class:`JsonBody` leaves the parsed request object
+PARSED_BODY = "rujuk.json_body"
+
+
 class JsonBody:
     """A POSTed GraphQL request must be one JSON object (UTF-8): anything else (``null``, a number, an array
     batch, invalid UTF-8, nesting or numbers past the parser's limits) is answered 400 here, before the GraphQL
@@ -239,6 +243,7 @@ class JsonBody:
         if problem is not None:
             await _reply(send, 400, {"errors": [{"message": problem, "extensions": {"code": "BAD_REQUEST"}}]}, [])
             return
+        scope[PARSED_BODY] = parsed  # the GraphQL app may answer from it without parsing the body again
         replayed = False
 
         async def replay() -> Message:
