@@ -50,8 +50,9 @@ class ComplaintFilter:
 
 def sla_state_sql(now: dt.datetime | None = None) -> ColumnElement[str]:
     at = literal(now) if now is not None else func.now()
-    left = func.extract("epoch", Complaint.sla_due_at - at)
-    window = func.extract("epoch", Complaint.sla_due_at - Complaint.sla_started_at)
+    # date_part gives seconds as a double; extract() computes a numeric, twice as slow per row
+    left = func.date_part("epoch", Complaint.sla_due_at - at)
+    window = func.date_part("epoch", Complaint.sla_due_at - Complaint.sla_started_at)
     return case(
         (Complaint.status.in_([ComplaintStatus.RESOLVED.value, ComplaintStatus.REJECTED.value]),
          literal(SlaState.CLOSED.value)),
