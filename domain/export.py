@@ -27,7 +27,7 @@ from domain.programs import Program
 from domain.referrals import queries as referral_queries
 from domain.referrals.models import Referral
 from domain.regions import in_subtree
-from domain.sqljson import global_id, iso, obj
+from domain.sqljson import Ascii, global_id, iso, obj
 
 BATCH = 1000
 KINDS = ("complaints", "households", "referrals")
@@ -73,6 +73,7 @@ async def complaints(session: AsyncSession, *, actor: Actor, region: str | None)
         }
 
 
+#: enum columns (``Ascii``) are held to their enum's names by CHECK constraints: JSON needs no escape for them
 def _line(pairs: list[tuple[str, str]]) -> Any:
     return literal_column(obj(pairs) + "::text")
 
@@ -84,10 +85,10 @@ def _ts(column: str) -> str:
 COMPLAINT_LINE = _line([
     ("id", global_id("Complaint", "complaints.id")), ("householdId", global_id("Household", "complaints.household_id")),
     ("memberId", global_id("Member", "complaints.member_id")), ("regionCode", "complaints.region_code"),
-    ("kind", "complaints.kind"), ("sector", "complaints.sector"),
+    ("kind", Ascii("complaints.kind")), ("sector", Ascii("complaints.sector")),
     ("program", "(SELECT programs.code FROM programs WHERE programs.id = complaints.program_id)"),
-    ("description", "complaints.description"), ("channel", "complaints.channel"),
-    ("priority", "complaints.priority"), ("status", "complaints.status"),
+    ("description", "complaints.description"), ("channel", Ascii("complaints.channel")),
+    ("priority", Ascii("complaints.priority")), ("status", Ascii("complaints.status")),
     ("assigneeId", global_id("Staff", "complaints.assignee_id")), ("slaDueAt", _ts("complaints.sla_due_at")),
     ("decision", "complaints.decision"), ("closedAt", _ts("complaints.closed_at")),
     ("reportedAt", _ts("complaints.reported_at")), ("createdAt", _ts("complaints.created_at")),
@@ -98,7 +99,7 @@ REFERRAL_LINE = _line([
     ("id", global_id("Referral", "referrals.id")), ("complaintId", global_id("Complaint", "referrals.complaint_id")),
     ("program", "(SELECT programs.code FROM programs WHERE programs.id = referrals.program_id)"),
     ("regionCode", "referrals.region_code"), ("receivingAgency", "referrals.receiving_agency"),
-    ("status", "referrals.status"), ("consentGiven", "referrals.consent_given"),
+    ("status", Ascii("referrals.status")), ("consentGiven", "referrals.consent_given"),
     ("rejectionReason", "referrals.rejection_reason"), ("outcome", "referrals.outcome"),
     ("sentAt", _ts("referrals.sent_at")), ("respondedAt", _ts("referrals.responded_at")),
     ("completedAt", _ts("referrals.completed_at")), ("createdAt", _ts("referrals.created_at")),

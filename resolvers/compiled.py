@@ -298,10 +298,15 @@ def _complaint_household(request: Request, type_: GraphQLObjectType, selections:
                     f"{scope}), 'null')")
 
 
-def _columns(table: str, names: Iterable[str], *, times: Iterable[str] = ()) -> dict[str, Column]:
+def _columns(table: str, names: Iterable[str], *, times: Iterable[str] = (),
+             enums: Iterable[str] = ()) -> dict[str, Column]:
+    """Columns as they are; ``times`` in ISO form; ``enums`` are held to their enum's names by a CHECK
+    constraint, so JSON needs no escape for them."""
     out: dict[str, Column] = {}
     for name in names:
         out[_camel(name)] = _plain(f"{table}.{name}")
+    for name in enums:
+        out[_camel(name)] = _plain(Ascii(f"{table}.{name}"))
     for name in times:
         out[_camel(name)] = _plain(iso(f"{table}.{name}"))
     return out
@@ -317,31 +322,32 @@ def _sla_state(request: Request) -> str:
 
 
 HOUSEHOLD = Entity("Household", "households", {
-    **_columns("households", ["region_code", "rt", "rw", "dtks_status", "indicators", "version"],
-               times=["created_at", "updated_at"]),
+    **_columns("households", ["region_code", "rt", "rw", "indicators", "version"],
+               times=["created_at", "updated_at"], enums=["dtks_status"]),
     "address": _personal("households.address"), "latitude": _personal("households.latitude"),
     "longitude": _personal("households.longitude"),
 }, {"members": _members, "familyCards": _family_cards, "complaints": _household_complaints})
 
 MEMBER = Entity("Member", "members", {
-    **_columns("members", ["sex", "birth_date", "relation", "nik_status", "nik_masked", "nik_from_other_region",
-                           "education", "occupation", "disability", "chronic_illness", "programs", "version"]),
+    **_columns("members", ["birth_date", "nik_masked", "nik_from_other_region", "education", "occupation",
+                           "disability", "chronic_illness", "programs", "version"],
+               enums=["sex", "relation", "nik_status"]),
     "name": _member_name,
 })
 
 FAMILY_CARD = Entity("FamilyCard", "family_cards", {"numberMasked": _plain("family_cards.number_masked")})
 
 COMPLAINT = Entity("Complaint", "complaints", {
-    **_columns("complaints", ["kind", "sector", "description", "channel", "priority", "status", "region_code",
-                              "decision", "status_reason", "version"],
-               times=["sla_due_at", "closed_at", "reported_at", "created_at", "updated_at"]),
+    **_columns("complaints", ["description", "region_code", "decision", "status_reason", "version"],
+               times=["sla_due_at", "closed_at", "reported_at", "created_at", "updated_at"],
+               enums=["kind", "sector", "channel", "priority", "status"]),
     "slaState": _sla_state,
 }, {"referrals": _complaint_referrals, "household": _complaint_household})
 
 REFERRAL = Entity("Referral", "referrals", {
-    **_columns("referrals", ["status", "receiving_agency", "note", "consent_given", "consent_override_reason",
+    **_columns("referrals", ["receiving_agency", "note", "consent_given", "consent_override_reason",
                              "rejection_reason", "revocation_reason", "outcome", "version"],
-               times=["sent_at", "responded_at", "completed_at", "created_at", "updated_at"]),
+               times=["sent_at", "responded_at", "completed_at", "created_at", "updated_at"], enums=["status"]),
 })
 
 
