@@ -456,18 +456,16 @@ def _connection(request: Request, entity: Entity, type_: GraphQLObjectType, sele
                 matching: Select[Any], ordering: Ordering, first: int, after: str | None, n: int,
                 params: list[Any], ctes: list[str]) -> str:
     """``{edges {cursor node}, pageInfo, totalCount}`` of a keyset page, as the resolvers build it. The page's
-    rows (and one more, to know whether more follow) go to a CTE ``p<n>`` numbered in page order (``rn``)."""
+    keys (and one more, to know whether more follow) go to a CTE ``p<n>`` numbered in page order."""
     model = entity.table
     # the page's whole rows (not only their keys), so its objects are written from the CTE without looking
     # each row up again
-    # each numbered in page order by a window in the same order as the scan, which PostgreSQL computes as
-    # the rows stream past the LIMIT (no second pass)
     table = _TABLES[model]
-    order = [c.desc() if ordering.descending else c.asc() for c in ordering.columns]
-    numbered = matching.with_only_columns(*table.c, func.row_number().over(order_by=order).label("rn"))
-    keys = keyset(numbered, ordering, after=after, first=first)
+    keys = keyset(matching.with_only_columns(*table.c), ordering, after=after, first=first)
     ranked = f"p{n}"
-    ctes.append(f"{ranked} AS ({bind(literal_limit(keys), params)})")
+    ctes.append(f"k{n} AS ({bind(literal_limit(keys), params)})")
+    ctes.append(f"{ranked} AS (SELECT k{n}.*, row_number() OVER (ORDER BY {_sort(ordering, f'k{n}')}) AS rn "
+                f"FROM k{n})")
     pairs: list[tuple[str, str]] = []
     for selected in selections:
         if selected.name == "__typename":
