@@ -41,6 +41,10 @@ from server.observability import COMPILED_READS, LATENCY, OPERATIONS
 log = logging.getLogger(__name__)
 
 
+#: set in a request's scope when its compiled statement failed to run: the resolvers answer it, once
+FAILED = "rujuk.compiled_read_failed"
+
+
 class RawJSON:
     """A response member already encoded as JSON text."""
 
@@ -95,6 +99,8 @@ class CompiledReads:
     async def execute(self, ctx: Context, query: Any, variables: Any, operation_name: Any) -> ExecutionResult | None:
         """The result, or ``None`` for the ordinary execution to answer."""
         if ctx.actor is None or not isinstance(query, str) or not isinstance(operation_name, str | None):
+            return None
+        if ctx.request is not None and ctx.request.scope.get(FAILED):
             return None
         key = (query, operation_name, ctx.actor.sees_personal_data)
         if key in self._declined:
@@ -160,6 +166,8 @@ class CompiledReads:
             row = await self._run(ctx, statement)
         except Exception as exc:  # the ordinary execution runs it again and reports what fails
             log.warning("compiled read failed (%s); answering through the resolvers", type(exc).__name__)
+            if ctx.request is not None:  # not again for this request (a timeout is not paid twice)
+                ctx.request.scope[FAILED] = True
             return None
         if known is not None:
             if not row[1]:  # the account changed or was deactivated: the answer is void, authenticate anew
@@ -195,7 +203,8 @@ class CompiledReads:
             assert driver is not None
             try:
                 row = await driver.fetchrow(statement.sql, *statement.params)
-            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+                    asyncpg.exceptions.OperatorInterventionError):  # admin shutdown, terminated backend
                 await connection.invalidate()  # a lost connection does not go back to the pool
                 raise
             if row is None:

@@ -35,7 +35,10 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_recycle=1800,
         pool_use_lifo=True,  # under light load the same few connections stay warm; the rest time out
         hide_parameters=True,  # statement parameters hold personal data: never in an error or a log
-        connect_args={"server_settings": {"application_name": "rujuk", "timezone": "UTC"}},
+        connect_args={"server_settings": {"application_name": "rujuk", "timezone": "UTC"},
+                      # compiled reads are run on the driver: their statements (often over asyncpg's 15 KiB
+                      # default) stay prepared, so PostgreSQL keeps their plans
+                      "max_cacheable_statement_size": 256 * 1024},
     )
     _ping_when_idle(engine)
     return engine
