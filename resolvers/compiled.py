@@ -41,6 +41,7 @@ from sqlalchemy.types import DateTime
 from strawberry.types.arguments import convert_arguments
 
 from domain.actor import Actor
+from domain.base import Base
 from domain.complaints import queries as complaints
 from domain.complaints.models import Complaint
 from domain.crypto import PersonalDataCipher
@@ -170,10 +171,6 @@ def _sort(ordering: Ordering, table: str, *, reverse: bool = False) -> str:
     return ", ".join(f"{table}.{column.key} {direction}" for column in ordering.columns)
 
 
-def _json_list(element: str, source: str, order: str) -> JSONText:
-    return json_list(element, source, order)
-
-
 #: compiled forms of the parameterised parts, by SQLAlchemy's cache key (the values are not part of it)
 _COMPILED: OrderedDict[Any, Any] = OrderedDict()
 _COMPILED_SIZE = 512
@@ -266,27 +263,27 @@ def _object(request: Request, entity: Entity, type_: GraphQLObjectType, selectio
 
 
 def _members(request: Request, type_: GraphQLObjectType, selections: list[Selected], path: tuple[str, ...]) -> str:
-    return _json_list(_object(request, MEMBER, type_, selections, path),
+    return json_list(_object(request, MEMBER, type_, selections, path),
                       "members WHERE members.household_id = households.id", "members.id")
 
 
 def _family_cards(request: Request, type_: GraphQLObjectType, selections: list[Selected],
                   path: tuple[str, ...]) -> str:
-    return _json_list(_object(request, FAMILY_CARD, type_, selections, path),
+    return json_list(_object(request, FAMILY_CARD, type_, selections, path),
                       "family_cards WHERE family_cards.household_id = households.id", "family_cards.id")
 
 
 def _household_complaints(request: Request, type_: GraphQLObjectType, selections: list[Selected],
                           path: tuple[str, ...]) -> str:
     scope = _scope(complaints.scoped(select(Complaint.id), request.actor))
-    return _json_list(_object(request, COMPLAINT, type_, selections, path),
+    return json_list(_object(request, COMPLAINT, type_, selections, path),
                       f"complaints WHERE complaints.household_id = households.id{scope}", "complaints.id")
 
 
 def _complaint_referrals(request: Request, type_: GraphQLObjectType, selections: list[Selected],
                          path: tuple[str, ...]) -> str:
     scope = _scope(referrals.scoped(select(Referral.id), request.actor))
-    return _json_list(_object(request, REFERRAL, type_, selections, path),
+    return json_list(_object(request, REFERRAL, type_, selections, path),
                       f"referrals WHERE referrals.complaint_id = complaints.id{scope}", "referrals.id")
 
 
@@ -379,7 +376,7 @@ def _changes(request: Request, type_: GraphQLObjectType, selected: Selected, n: 
         elif field_.name == "events":
             event_type, event_fields = _children(request, page_type, field_)
             element = _object(request, CASE_EVENT, event_type, event_fields, ())
-            pairs.append((field_.key, _json_list(element, f"{events} e WHERE e.rn <= {first}", "e.id")))
+            pairs.append((field_.key, json_list(element, f"{events} e WHERE e.rn <= {first}", "e.id")))
         elif field_.name == "endCursor":
             pairs.append((field_.key, f"coalesce((SELECT max(id) FROM {events} WHERE rn <= {first}), {start})::text"))
         elif field_.name == "hasMore":
@@ -408,7 +405,7 @@ def _workload(request: Request, type_: GraphQLObjectType, selected: Selected, pa
             pairs.append((field_.key, _object(request, STAFF, staff_type, staff_fields, ())))
         else:
             raise NotCompilable(f"{entry_type.name}.{field_.name}")
-    return _json_list(obj(pairs), f"({bind(statement, params)}) w",
+    return json_list(obj(pairs), f"({bind(statement, params)}) w",
                       "coalesce(w.open, 0) DESC, w.full_name, w.id")
 
 
@@ -449,9 +446,6 @@ def _node(request: Request, entity: Entity, type_: GraphQLObjectType, selected: 
     return sql
 
 
-_TABLES = {"households": Household.__table__, "complaints": Complaint.__table__, "referrals": Referral.__table__}
-
-
 def _connection(request: Request, entity: Entity, type_: GraphQLObjectType, selections: list[Selected],
                 matching: Select[Any], ordering: Ordering, first: int, after: str | None, n: int,
                 params: list[Any], ctes: list[str]) -> str:
@@ -460,7 +454,7 @@ def _connection(request: Request, entity: Entity, type_: GraphQLObjectType, sele
     model = entity.table
     # the page's whole rows (not only their keys), so its objects are written from the CTE without looking
     # each row up again
-    table = _TABLES[model]
+    table = Base.metadata.tables[model]
     keys = keyset(matching.with_only_columns(*table.c), ordering, after=after, first=first)
     ranked = f"p{n}"
     ctes.append(f"k{n} AS ({bind(literal_limit(keys), params)})")
@@ -486,7 +480,7 @@ def _connection(request: Request, entity: Entity, type_: GraphQLObjectType, sele
                 else:
                     raise NotCompilable(f"{edge_type.name}.{edge_field.name}")
             source = f"{ranked} AS {model} WHERE {model}.rn <= {first}"
-            pairs.append((selected.key, _json_list(obj(edge_pairs), source, f"{model}.rn")))
+            pairs.append((selected.key, json_list(obj(edge_pairs), source, f"{model}.rn")))
         elif selected.name == "pageInfo":
             info_type, info_fields = _children(request, type_, selected)
             info_pairs: list[tuple[str, str]] = []
