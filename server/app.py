@@ -113,7 +113,8 @@ class RujukGraphQL(GraphQL[Context, None]):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            if scope["type"] == "http" and self._compiled is not None and await self._answer_compiled(scope, send):
+            compiled = scope["type"] == "http" and self._compiled is not None
+            if compiled and await self._answer_compiled(scope, receive, send):
                 return
             await super().__call__(scope, receive, send)
         finally:
@@ -121,7 +122,7 @@ class RujukGraphQL(GraphQL[Context, None]):
             # work its authentication opened, so its connection goes back to the pool
             await abandon_unit()
 
-    async def _answer_compiled(self, scope: Scope, send: Send) -> bool:
+    async def _answer_compiled(self, scope: Scope, receive: Receive, send: Send) -> bool:
         """A read the compiler answers, for an account this process remembers, straight from the body
         :class:`server.middleware.JsonBody` parsed: no view, no second parse. ``False`` (nothing sent, the body
         not consumed) for anything else, which the ordinary view then handles."""
@@ -133,32 +134,31 @@ class RujukGraphQL(GraphQL[Context, None]):
             return False
         request = Request(scope)
         header = credential_of(request.headers)
-        if not header or not header[:7].lower() == "bearer ":
-            return False  # the console's cookie and its checks: the ordinary way
-        runtime: Runtime = self._state["runtime"]
-        known = recall(runtime.services, header)
+        known = recall(self._runtime.services, header)  # None for no credential, API keys, unknown accounts
         if known is None:
-            return False
-        ctx = Context(services=runtime.services, request=request,
-                      request_id=scope.get("state", {}).get("request_id") or uuid.uuid4().hex[:16])
-        request_id_var.set(ctx.request_id)
+            return False  # (the console's cookie, with its checks, goes the ordinary way too)
+        ctx = self._new_context(request)
         ctx.actor, ctx.unconfirmed, ctx.credential = known.actor, known, header
         assert self._compiled is not None
         result = await self._compiled.execute(ctx, query, variables, name)
         if result is None:
             return False
-        body = self.encode_json({"data": result.data}).encode()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await Response(self.encode_json({"data": result.data}), media_type="application/json")(scope, receive, send)
         return True
 
-    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+    @property
+    def _runtime(self) -> Runtime:
         runtime: Runtime = self._state["runtime"]
-        ctx = Context(services=runtime.services, request=request,
+        return runtime
+
+    def _new_context(self, request: Request | WebSocket) -> Context:
+        ctx = Context(services=self._runtime.services, request=request,
                       request_id=request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex[:16])
         request_id_var.set(ctx.request_id)
+        return ctx
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        ctx = self._new_context(request)
         header = credential_of(request.headers)
         if not header and (cookie := request.cookies.get(SESSION_COOKIE)) and self._console_request(request):
             header = f"Bearer {cookie}"
