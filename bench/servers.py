@@ -122,9 +122,8 @@ class Rujuk(Process):
         if self.workers > 1:
             env["RUJUK_BROADCAST_URL"] = plain_url(self.database_url)
         argv = [sys.executable, "-m", "uvicorn", "server.asgi:app", "--host", "127.0.0.1", "--port", str(self.port),
-                "--workers", str(self.workers), "--ws", "websockets-sansio", "--ws-per-message-deflate", "false",
-                "--no-access-log",
-                "--log-level", "warning"]
+                "--workers", str(self.workers), "--ws", "server.websocket:WebSocketProtocol",
+                "--ws-per-message-deflate", "false", "--no-access-log", "--log-level", "warning"]
         return argv, env, ROOT
 
     def start(self, timeout: float = 60) -> Self:

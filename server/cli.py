@@ -99,7 +99,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         log_config = configure_logging(settings.log_level, json_logs=settings.log_format == "json")
         uvicorn.run("server.asgi:app", host=host, port=port, workers=args.workers, log_config=log_config,
                     access_log=False,  # rujuk.access logs requests without query strings
-                    proxy_headers=True, ws="websockets-sansio", loop="auto", http="auto",
+                    proxy_headers=True, ws="server.websocket:WebSocketProtocol", loop="auto", http="auto",
                     # no permessage-deflate: its zlib state is ~40 KiB per socket (most of an idle
                     # subscription's memory) and it compresses every shared result again for each socket,
                     # while a result is a few hundred bytes

@@ -48,7 +48,7 @@ class ServerProcess:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "server.asgi:app", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--ws", "websockets-sansio", "--no-access-log"],
+                 "--ws", "server.websocket:WebSocketProtocol", "--no-access-log"],
                 cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -1,0 +1,376 @@
+"""rujuk's WebSocket protocol (server/websocket.py) under a real uvicorn, spoken to over a raw TCP socket.
+
+Each test writes the bytes a client (or a broken client) would send and reads what the server answers, so the
+RFC 6455 behaviour is checked on the wire: the handshake and its refusals, masking, fragments, control frames,
+the closing handshake in both directions, the limits, keep-alive and shutdown.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import ROOT, free_port
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+class Uvicorn:
+    def __init__(self, log_dir: Path, *options: str) -> None:
+        self.port = free_port()
+        self.log = log_dir / f"ws-{self.port}.log"
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "tests.support.ws_echo:app", "--host", "127.0.0.1",
+                 "--port", str(self.port), "--ws", "server.websocket:WebSocketProtocol", *options],
+                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(self.log.read_text())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
+    s = Uvicorn(tmp_path_factory.mktemp("ws"), "--ws-max-size", "100000")
+    yield s
+    s.stop()
+    log = s.log.read_text()
+    # the one traceback allowed is the application's own failure, which /crash causes on purpose
+    assert log.count("Traceback") == log.count("RuntimeError: the application failed"), log
+
+
+class Peer:
+    """A WebSocket client written out byte by byte."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buffer = b""
+
+    def request(self, path: str = "/echo", *, key: str | None = None, version: str = "13", protocols: str | None = None,
+                extra: str = "", method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+        self.key = key if key is not None else base64.b64encode(os.urandom(16)).decode()
+        lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Upgrade: websocket", "Connection: Upgrade",
+                 f"Sec-WebSocket-Key: {self.key}", f"Sec-WebSocket-Version: {version}"]
+        if protocols:
+            lines.append(f"Sec-WebSocket-Protocol: {protocols}")
+        self.sock.sendall(("\r\n".join(lines) + "\r\n" + extra + "\r\n").encode())
+        while b"\r\n\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                break
+            self.buffer += chunk
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        status = int(status_line.split()[1])
+        body = b""
+        if status != 101:
+            length = int(headers.get("content-length", "0"))
+            while len(self.buffer) < length:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                self.buffer += chunk
+            body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return status, headers, body
+
+    def open(self, path: str = "/echo", **kwargs: str) -> Peer:
+        status, headers, _ = self.request(path, **kwargs)
+        assert status == 101, status
+        expected = base64.b64encode(hashlib.sha1(self.key.encode() + GUID).digest()).decode()
+        assert headers["sec-websocket-accept"] == expected
+        return self
+
+    def send(self, opcode: int, payload: bytes = b"", *, fin: bool = True, mask: bool = True, rsv: int = 0) -> None:
+        self.sock.sendall(self.encode(opcode, payload, fin=fin, mask=mask, rsv=rsv))
+
+    @staticmethod
+    def encode(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True, rsv: int = 0) -> bytes:
+        first = (0x80 if fin else 0) | rsv << 4 | opcode
+        n = len(payload)
+        bit = 0x80 if mask else 0
+        if n < 126:
+            head = bytes((first, bit | n))
+        elif n < 65536:
+            head = struct.pack("!BBH", first, bit | 126, n)
+        else:
+            head = struct.pack("!BBQ", first, bit | 127, n)
+        if not mask:
+            return head + payload
+        key = os.urandom(4)
+        return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+    def _read(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed by the server")
+            self.buffer += chunk
+        out, self.buffer = self.buffer[:n], self.buffer[n:]
+        return out
+
+    def frame(self) -> tuple[bool, int, bytes]:
+        first, second = self._read(2)
+        assert not second & 0x80, "a server frame must not be masked"
+        assert not first & 0x70
+        n = second & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", self._read(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self._read(8))[0]
+        return bool(first & 0x80), first & 0x0F, self._read(n)
+
+    def text(self) -> str:
+        fin, opcode, payload = self.frame()
+        assert fin and opcode == TEXT, (opcode, payload)
+        return payload.decode()
+
+    def close_code(self) -> tuple[int, str]:
+        fin, opcode, payload = self.frame()
+        while opcode == PING:
+            fin, opcode, payload = self.frame()
+        assert opcode == CLOSE, (opcode, payload)
+        return struct.unpack("!H", payload[:2])[0], payload[2:].decode()
+
+    def at_eof(self, wait: float = 5.0) -> bool:
+        self.sock.settimeout(wait)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+        except TimeoutError:
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture()
+def peer(server: Uvicorn) -> Iterator[Peer]:
+    p = Peer(server.port)
+    yield p
+    p.close()
+
+
+def test_handshake_accepts_with_the_subprotocol_and_the_applications_headers(peer: Peer) -> None:
+    status, headers, _ = peer.request(protocols="graphql-ws, graphql-transport-ws")
+    assert status == 101
+    assert headers["upgrade"].lower() == "websocket" and headers["connection"].lower() == "upgrade"
+    assert headers["sec-websocket-accept"] == base64.b64encode(
+        hashlib.sha1(peer.key.encode() + GUID).digest()).decode()
+    assert headers["sec-websocket-protocol"] == "graphql-transport-ws"
+    assert headers["x-echo"] == "yes"
+    assert "sec-websocket-extensions" not in headers  # no permessage-deflate
+
+
+def test_no_subprotocol_header_when_the_application_chooses_none(peer: Peer) -> None:
+    status, headers, _ = peer.request(protocols="chat")
+    assert status == 101 and "sec-websocket-protocol" not in headers
+
+
+def test_scope_carries_the_path_and_query(peer: Peer) -> None:
+    peer.open("/echo%20room?token=abc")
+    peer.send(TEXT, b"scope")
+    assert json.loads(peer.text()) == {"path": "/echo room", "query": "token=abc", "scheme": "ws"}
+
+
+@pytest.mark.parametrize("kwargs", [{"key": "not base64!"}, {"key": base64.b64encode(b"short").decode()},
+                                    {"method": "POST"}])
+def test_invalid_handshakes_are_refused_with_400(server: Uvicorn, kwargs: dict[str, str]) -> None:
+    p = Peer(server.port)
+    status, headers, body = p.request(**kwargs)
+    assert status == 400 and b"invalid request" in body
+    assert p.at_eof()
+    p.close()
+
+
+def test_an_unknown_version_is_refused_with_426(peer: Peer) -> None:
+    status, headers, _ = peer.request(version="8")
+    assert status == 426 and headers["sec-websocket-version"] == "13"
+
+
+def test_an_oversized_handshake_is_refused_with_431(peer: Peer) -> None:
+    status, _, _ = peer.request(extra="X-Padding: " + "a" * 20_000 + "\r\n")
+    assert status == 431
+
+
+def test_closing_before_accepting_answers_403(peer: Peer) -> None:
+    status, _, _ = peer.request("/deny")
+    assert status == 403
+    assert peer.at_eof()
+
+
+def test_an_application_error_before_accepting_answers_500(peer: Peer) -> None:
+    status, _, body = peer.request("/crash")
+    assert status == 500 and b"Traceback" not in body
+    assert peer.at_eof()
+
+
+def test_text_and_binary_messages_are_echoed(peer: Peer) -> None:
+    peer.open()
+    peer.send(TEXT, "halo, kabupaten Ngawi — ✓".encode())
+    assert peer.text() == "halo, kabupaten Ngawi — ✓"
+    peer.send(BINARY, bytes(range(256)))
+    assert peer.frame() == (True, BINARY, bytes(range(256)))
+    medium = os.urandom(300)
+    peer.send(BINARY, medium)
+    assert peer.frame() == (True, BINARY, medium)
+
+
+def test_large_messages_use_64_bit_lengths_both_ways(peer: Peer) -> None:
+    peer.open()
+    peer.send(TEXT, b"big")
+    assert peer.text() == "x" * 70_000
+    payload = b"y" * 80_000
+    peer.send(TEXT, payload)
+    assert peer.text() == payload.decode()
+
+
+def test_fragmented_messages_are_reassembled_with_pings_between_fragments(peer: Peer) -> None:
+    peer.open()
+    peer.send(TEXT, b"frag", fin=False)
+    peer.send(0x0, b"men", fin=False)
+    peer.send(PING, b"in between")
+    assert peer.frame() == (True, PONG, b"in between")
+    peer.send(0x0, "ted ✓".encode())
+    assert peer.text() == "fragmented ✓"
+
+
+def test_frames_split_across_packets_are_read(peer: Peer) -> None:
+    peer.open()
+    data = Peer.encode(TEXT, b"split " * 40)
+    for i in range(0, len(data), 7):
+        peer.sock.sendall(data[i:i + 7])
+        time.sleep(0.001)
+    assert peer.text() == "split " * 40
+
+
+def test_a_client_close_is_answered_with_the_same_code(peer: Peer) -> None:
+    peer.open()
+    peer.send(CLOSE, struct.pack("!H", 1000) + b"done")
+    assert peer.close_code()[0] == 1000
+    assert peer.at_eof()
+
+
+def test_a_server_close_waits_for_the_clients_answer(peer: Peer) -> None:
+    peer.open()
+    peer.send(TEXT, b"close")
+    assert peer.close_code() == (4001, "bye")
+    peer.send(CLOSE, struct.pack("!H", 4001))
+    assert peer.at_eof()
+
+
+@pytest.mark.parametrize(("frame", "code"), [
+    (Peer.encode(TEXT, b"unmasked", mask=False), 1002),
+    (Peer.encode(TEXT, b"reserved", rsv=4), 1002),
+    (Peer.encode(0x3, b"unknown opcode"), 1002),
+    (Peer.encode(PING, b"p" * 126), 1002),
+    (Peer.encode(PING, b"fragmented ping", fin=False), 1002),
+    (Peer.encode(0x0, b"continuation without a start"), 1002),
+    (Peer.encode(CLOSE, struct.pack("!H", 999)), 1002),
+    (Peer.encode(CLOSE, b"\x03"), 1002),
+    (Peer.encode(TEXT, b"\xff\xfe not utf-8"), 1007),
+    (Peer.encode(CLOSE, struct.pack("!H", 1000) + b"\xff"), 1007),
+    (Peer.encode(BINARY, b"z" * 100_001), 1009),
+])
+def test_protocol_errors_close_with_the_rfc_code(peer: Peer, frame: bytes, code: int) -> None:
+    peer.open()
+    peer.sock.sendall(frame)
+    assert peer.close_code()[0] == code
+    assert peer.at_eof()
+
+
+def test_a_message_over_the_limit_in_fragments_is_refused(peer: Peer) -> None:
+    peer.open()
+    peer.send(BINARY, b"a" * 60_000, fin=False)
+    peer.send(0x0, b"b" * 60_000)
+    assert peer.close_code()[0] == 1009
+
+
+def test_a_new_message_inside_a_fragmented_one_is_refused(peer: Peer) -> None:
+    peer.open()
+    peer.send(TEXT, b"start", fin=False)
+    peer.send(TEXT, b"another")
+    assert peer.close_code()[0] == 1002
+
+
+def test_keepalive_pings_and_a_silent_peer_is_closed(tmp_path: Path) -> None:
+    s = Uvicorn(tmp_path, "--ws-ping-interval", "0.3", "--ws-ping-timeout", "0.5")
+    try:
+        answering, silent = Peer(s.port).open(), Peer(s.port).open()
+        deadline = time.monotonic() + 2.0
+        pings = 0
+        while time.monotonic() < deadline:  # three or more rounds, each answered
+            fin, opcode, payload = answering.frame()
+            assert opcode == PING and len(payload) == 4
+            answering.send(PONG, payload)
+            pings += 1
+        assert pings >= 3
+        answering.send(TEXT, b"still here")
+        while (frame := answering.frame())[1] == PING:
+            answering.send(PONG, frame[2])
+        assert frame == (True, TEXT, b"still here")
+        assert silent.frame()[1] == PING  # never answered
+        assert silent.close_code() == (1011, "keepalive ping timeout")
+        assert silent.at_eof()
+        answering.close()
+        silent.close()
+    finally:
+        s.stop()
+
+
+def test_shutdown_closes_open_sockets_with_1012(tmp_path: Path) -> None:
+    s = Uvicorn(tmp_path)
+    p = Peer(s.port).open()
+    p.send(TEXT, b"hello")
+    assert p.text() == "hello"
+    s.proc.send_signal(signal.SIGTERM)
+    assert p.close_code()[0] == 1012
+    assert p.at_eof()
+    p.close()
+    assert s.proc.wait(timeout=15) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once stopped
+
+
+def test_many_sockets_each_get_their_own_messages(server: Uvicorn) -> None:
+    peers = [Peer(server.port).open() for _ in range(50)]
+    for i, p in enumerate(peers):
+        p.send(TEXT, f"socket {i}".encode())
+    for i, p in enumerate(peers):
+        assert p.text() == f"socket {i}"
+        p.send(CLOSE, struct.pack("!H", 1001))
+        assert p.close_code()[0] == 1001
+        p.close()
