@@ -44,7 +44,7 @@ from server.auth import authenticate, credential_of, recall
 from server.compiled_reads import CompiledReads, RawJSON
 from server.context import Context, Services, abandon_unit
 from server.export import export_endpoint
-from server.middleware import PARSED_BODY, BodyLimit, JsonBody, RateLimit, RequestId
+from server.middleware import PARSED_BODY, BodyLimit, JsonBody, RateLimit, RequestId, Sockets
 from server.observability import WebSocketGauge, metrics_endpoint, request_id_var
 from server.settings import Settings
 from server.simulator import run as run_simulator
@@ -331,6 +331,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None,
         Middleware(RequestId),
         Middleware(RateLimit, signer=signer, rate=settings.rate_limit, burst=settings.rate_burst,
                    anonymous_rate=settings.anonymous_rate_limit, anonymous_burst=settings.anonymous_rate_burst),
+        Middleware(Sockets, sockets=graphql),
         Middleware(BodyLimit, limit=settings.max_body_bytes),
         Middleware(JsonBody),
     ]
