@@ -13,7 +13,7 @@ from typing import Any, cast
 from graphql import GraphQLError
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, SubscribeMessage
 
 from server.context import Context
 from subscriptions.fanout import SharedStreams
@@ -38,6 +38,14 @@ class SharingTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self.shared.pop(op_id, None)
 
     # the protocol
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        timer = self.connection_init_timeout_task
+        await super().handle_connection_init(message)
+        if timer is not None and (timer.done() or timer.cancelling()):
+            # cancelled now that the client said hello: let the task go, or the socket would keep it for its
+            # whole life, with its CancelledError, traceback and frames
+            self.connection_init_timeout_task = None
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         op_id = message["id"]
