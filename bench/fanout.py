@@ -18,6 +18,7 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
+import gc
 import random
 import time
 from collections import defaultdict
@@ -26,8 +27,8 @@ from typing import Any
 
 import asyncpg
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
 
+from bench import ws
 from bench.client import Fixture, GraphQL
 from bench.dataset import plain_url
 from bench.intake import FILE_COMPLAINT, file_complaint_input, write_complaint
@@ -67,53 +68,49 @@ class Deliveries:
 
 
 class Console:
-    """A graphql-transport-ws client (``connection_init``, ``subscribe``, answers pings) recording deliveries."""
+    """A graphql-transport-ws client (``connection_init``, ``subscribe``, answers pings) recording deliveries,
+    on the lean client of :mod:`bench.ws`."""
 
-    def __init__(self, conn: ClientConnection, region: str, deliveries: Deliveries) -> None:
-        self.conn = conn
+    def __init__(self, region: str, deliveries: Deliveries) -> None:
         self.region = region
         self.deliveries = deliveries
-        self.task: asyncio.Task[None] | None = None
+        self.conn: ws.Connection | None = None
+        self.acked: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 
     @classmethod
     async def open(cls, url: str, token: str, region: str, deliveries: Deliveries) -> Console:
-        conn = await connect(url, subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-                             open_timeout=30, ping_interval=None)
-        await conn.send(orjson.dumps({"type": "connection_init",
-                                      "payload": {"authorization": f"Bearer {token}"}}).decode())
-        ack = orjson.loads(await asyncio.wait_for(conn.recv(), 30))
+        console = cls(region, deliveries)
+        console.conn = conn = await ws.connect(url, "graphql-transport-ws", console._on_message)
+        conn.send(orjson.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}).decode())
+        ack = await asyncio.wait_for(console.acked, 30)
         if ack.get("type") != "connection_ack":
+            await conn.close()
             raise RuntimeError(f"no connection_ack: {ack}")
-        await conn.send(orjson.dumps({"id": "1", "type": "subscribe",
-                                      "payload": {"query": INTAKE, "variables": {"region": region}}}).decode())
-        console = cls(conn, region, deliveries)
-        console.task = asyncio.create_task(console._receive())
+        conn.send(orjson.dumps({"id": "1", "type": "subscribe",
+                                "payload": {"query": INTAKE, "variables": {"region": region}}}).decode())
         return console
 
-    async def _receive(self) -> None:
-        with contextlib.suppress(Exception):
-            async for raw in self.conn:
-                now = time.time()
-                message = orjson.loads(raw)
-                kind = message.get("type")
-                if kind == "next":
-                    payload = message["payload"]
-                    if payload.get("errors"):
-                        self.deliveries.errors.append(str(payload["errors"])[:200])
-                    else:
-                        self.deliveries.record(payload["data"]["intake"]["complaintId"], now)
-                elif kind == "ping":
-                    await self.conn.send('{"type":"pong"}')
-                elif kind in {"error", "complete"}:
-                    self.deliveries.errors.append(str(message)[:200])
+    def _on_message(self, raw: str, now: float) -> None:
+        message = orjson.loads(raw)
+        kind = message.get("type")
+        if kind == "next":
+            payload = message["payload"]
+            if payload.get("errors"):
+                self.deliveries.errors.append(str(payload["errors"])[:200])
+            else:
+                self.deliveries.record(payload["data"]["intake"]["complaintId"], now)
+        elif kind == "ping":
+            assert self.conn is not None
+            self.conn.send('{"type":"pong"}')
+        elif not self.acked.done():
+            self.acked.set_result(message)
+        elif kind in {"error", "complete"}:
+            self.deliveries.errors.append(str(message)[:200])
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.conn.close()
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                await self.conn.close()
 
 
 async def open_consoles(url: str, token: str, regions: list[str], n: int, deliveries: Deliveries, *,
@@ -163,6 +160,10 @@ async def rujuk(server: Rujuk, client: GraphQL, fixture: Fixture, *, sockets: in
     consoles = await open_consoles(f"ws://127.0.0.1:{server.port}/graphql", fixture.tokens[fixture.console],
                                    regions, sockets, deliveries)
     open_seconds = time.monotonic() - opened
+    # the consoles live until the end: out of the load generator's collector, whose full passes over thousands
+    # of sockets would otherwise stall the clock readings of every delivery for a few hundred ms
+    gc.collect()
+    gc.freeze()
     await asyncio.sleep(settle)
     rss_after = server.rss_kib()
     rng = random.Random(5)
@@ -191,6 +192,7 @@ async def rujuk(server: Rujuk, client: GraphQL, fixture: Fixture, *, sockets: in
         await deliveries.wait(max(5.0, duration))
     finally:
         await asyncio.gather(*(c.close() for c in consoles))
+        gc.unfreeze()
     after_created = _after(deliveries, created)
     after_response = _after(deliveries, responded)
     after_stamp = _after(deliveries, await _commit_stamps(server.database_url, list(created)))
