@@ -37,9 +37,11 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
@@ -187,14 +189,15 @@ async def write_events(session: AsyncSession, *, change: Change | None = None) -
     """Write the queued events under the event-order lock; call last, right before COMMIT. Returns the
     (event id, region code) pairs to publish after the commit, in id order.
 
-    Two statements: the lock, then one INSERT of all the events whose data-modifying CTEs also stamp
-    ``updated_at`` on the rows they are about (:func:`_stamps`) and, given ``change``, write its audit entry.
-    Every part of that statement runs after the lock is granted, so the stamps follow commit order too."""
+    One statement: the INSERT of all the events takes the lock itself (every part of it joins the one-row CTE
+    that takes it), and its data-modifying CTEs stamp ``updated_at`` on the rows the events are about
+    (:func:`_stamps`) and, given ``change``, write its audit entry. No row is written, no id drawn and no stamp
+    taken before the lock is granted, so ids and stamps follow commit order; and the lock is held for that one
+    statement's answer and the COMMIT, not for a round trip of its own before them."""
     events: list[PendingEvent] = session.info.pop(PENDING_EVENTS, [])
     if not events:
         return []
     await session.flush()  # rows the ORM still holds go first: the stamps must come after every change
-    await session.execute(_LOCK)
     stamps = _stamps(events)
     params: dict[str, Any] = {
         "kinds": [e.kind for e in events], "regions": [e.region_code for e in events],
@@ -210,7 +213,6 @@ async def write_events(session: AsyncSession, *, change: Change | None = None) -
     return [(row.id, row.region_code) for row in await session.execute(stmt, params)]
 
 
-_LOCK = select(func.pg_advisory_xact_lock(EVENT_ORDER_LOCK))
 _EVENTS = Base.metadata.tables[CaseEvent.__tablename__]
 _AUDIT = Base.metadata.tables[AuditEntry.__tablename__]
 
@@ -219,7 +221,14 @@ _AUDIT = Base.metadata.tables[AuditEntry.__tablename__]
 def _insert_events(stamped: tuple[str, ...], *, audited: bool) -> Any:
     """The statement that writes the events (as arrays, one element per event), stamps the rows of the ``stamped``
     tables and, when ``audited``, writes the CHANGE entry. Built once per shape: building a statement with CTEs
-    costs more than running it."""
+    costs more than running it.
+
+    The lock is a MATERIALIZED one-row CTE (evaluated once, never inlined). The events' SELECT joins it, so it
+    produces no row, and the INSERT draws no id from the sequence, before the lock is granted; each stamping
+    UPDATE has it as a one-time condition (an InitPlan, evaluated before the first row is read), so no row is
+    stamped before the lock either."""
+    lock = func.pg_advisory_xact_lock(literal_column(str(EVENT_ORDER_LOCK))).table_valued().alias("lock")
+    ordered = select(true().label("held")).select_from(lock).cte("ordered").prefix_with("MATERIALIZED")
     rows = func.unnest(
         bindparam("kinds", type_=ARRAY(String)), bindparam("regions", type_=ARRAY(String)),
         bindparam("households", type_=ARRAY(BigInteger)), bindparam("complaints", type_=ARRAY(BigInteger)),
@@ -231,7 +240,8 @@ def _insert_events(stamped: tuple[str, ...], *, audited: bool) -> Any:
         insert(_EVENTS)
         .from_select(["kind", "region_code", "household_id", "complaint_id", "referral_id", "actor_id", "data"],
                      select(rows.c.kind, rows.c.region_code, rows.c.household_id, rows.c.complaint_id,
-                            rows.c.referral_id, rows.c.actor_id, cast(rows.c.data, JSONB)).order_by(rows.c.n))
+                            rows.c.referral_id, rows.c.actor_id, cast(rows.c.data, JSONB))
+                     .select_from(rows).join(ordered, ordered.c.held).order_by(rows.c.n))
         .returning(_EVENTS.c.id, _EVENTS.c.region_code)
         .cte("written")
     )
@@ -239,6 +249,7 @@ def _insert_events(stamped: tuple[str, ...], *, audited: bool) -> Any:
     for name in stamped:
         table = Base.metadata.tables[name]
         stmt = stmt.add_cte(update(table).where(table.c.id == any_(bindparam(f"{name}_ids", type_=ARRAY(BigInteger))))
+                            .where(select(ordered.c.held).scalar_subquery())  # after the lock
                             .values(updated_at=func.clock_timestamp()).cte(f"stamp_{name}"))
     if audited:
         stmt = stmt.add_cte(insert(_AUDIT).from_select(

@@ -29,7 +29,7 @@ mutation($input: FileComplaintInput!) {
 
 
 def _kind(sql: str) -> str:
-    """``INSERT complaints``, ``SELECT households``, ``SELECT pg_advisory_xact_lock``, ``SAVEPOINT`` ...; a statement
+    """``INSERT complaints``, ``SELECT households``, ``SAVEPOINT`` ...; a statement
     with data-modifying CTEs is its changes in order: ``INSERT complaints + INSERT assignments``."""
     words = sql.split()
     verb = words[0].upper()
@@ -89,8 +89,8 @@ async def test_file_complaint_statements(live_services: Services, live_world: Li
         "SELECT households",            # the household, within the actor's area
         # RETURNING the server's defaults, no read back; the facilitator who filed it holds it
         "INSERT complaints + INSERT assignments",
-        "SELECT pg_advisory_xact_lock",  # at commit: event ids in commit order
-        # one statement under the lock: updated_at in commit order, the operation's CHANGE entry
+        # at commit, one statement that takes the event-order lock itself: event ids and updated_at in commit
+        # order, the operation's CHANGE entry
         "UPDATE complaints + INSERT case_events + INSERT audit_log",
         "COMMIT",
     ], seen
@@ -164,6 +164,47 @@ async def test_write_events_stamps_each_kind_and_audits_the_change(live_services
             "SELECT actor_id, detail, origin FROM audit_log WHERE action = 'CHANGE' AND detail->'events' @> "
             "to_jsonb(CAST(:e AS bigint))"), {"e": ids[0]})).all() == [
             (fac.id, {"operation": "updateHousehold,addMember", "events": ids}, "10.1.2.3")]
+
+
+async def test_event_ids_and_stamps_follow_commit_order(live_services: Services, live_world: LiveWorld,
+                                                       live_engine: AsyncEngine) -> None:
+    """A second writer cannot draw an event id or stamp a row while the first has written its events and not yet
+    committed: it waits on the event-order lock, so the transaction that commits later gets the higher id and the
+    later ``updated_at``, even though it began first."""
+    fac = live_world.actor("fac_a1")
+    client = Client(live_services)
+    born, kec = dt.date(1983, 6, 7), live_world.code(".74.01")
+    registered = await client.ok(REGISTER, {"input": {
+        "regionCode": live_world.code(".74.01.1001"), "address": "Jl. Sawah No. 3",
+        "familyCards": [f"{kec.replace('.', '')}0706830003"],
+        "members": [{"name": "Rina Nasution", "sex": "FEMALE", "birthDate": born.isoformat(), "relation": "HEAD",
+                     "nik": nik(kec, born, female=True, serial=3)}]}}, actor=fac)
+    household_id = pk_of(registered["registerHousehold"]["household"]["id"], "Household")
+    region = live_world.code(".74.01.1001")
+
+    async def write(session: Any, version: int) -> list[tuple[int, str]]:
+        await append_event(session, kind=EventKind.HOUSEHOLD_UPDATED, actor=fac, region_code=region,
+                           household_id=household_id, data={"version": version})
+        return await write_events(session)
+
+    async with live_services.sessionmaker() as late, live_services.sessionmaker() as early:
+        await late.begin()
+        await late.execute(select(1))  # the transaction that began first
+        await early.begin()
+        first = await write(early, 1)
+        blocked = asyncio.create_task(write(late, 2))
+        await asyncio.sleep(0.5)
+        assert not blocked.done()  # waiting for the lock: no id drawn, no row stamped
+        async with live_engine.connect() as conn:
+            assert await conn.scalar(text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")) >= 1
+        stamp_early = await early.scalar(text("SELECT updated_at FROM households WHERE id = :h"), {"h": household_id})
+        await early.commit()
+        second = await asyncio.wait_for(blocked, 10)
+        stamp_late = await late.scalar(text("SELECT updated_at FROM households WHERE id = :h"), {"h": household_id})
+        await late.commit()
+    assert second[0][0] > first[0][0]
+    assert stamp_late > stamp_early
 
 
 ADD_MEMBER = """
