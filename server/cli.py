@@ -104,6 +104,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                     # subscription's memory) and it compresses every shared result again for each socket,
                     # while a result is a few hundred bytes
                     ws_per_message_deflate=False,
+                    ws_max_size=settings.max_body_bytes,  # a WebSocket message is held to an HTTP body's limit
                     timeout_graceful_shutdown=20)
     return 0
 

@@ -42,7 +42,12 @@ GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 #: a handshake request larger than this is refused (431)
 MAX_HANDSHAKE = 16 * 1024
+#: how long a closing socket may take to deliver what was written and see the peer's close before it is aborted
+#: (the ping timeout when there is one)
 CLOSE_TIMEOUT = 10.0
+#: reading pauses while the application has this many messages, or bytes of messages, it has not taken
+INBOX_MESSAGES = 16
+INBOX_BYTES = 64 * 1024
 #: close codes a peer may send (RFC 6455 7.4; 1005, 1006 and 1015 are never sent on the wire)
 _VALID_CLOSE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
 
@@ -69,7 +74,8 @@ def frame(opcode: int, payload: bytes) -> bytes:
 
 
 def close_frame(code: int, reason: str = "") -> bytes:
-    return frame(CLOSE, struct.pack("!H", code) + reason.encode()[:123])
+    """A close frame; the reason cut to the 123 bytes a control frame allows, at a character boundary."""
+    return frame(CLOSE, struct.pack("!H", code) + reason.encode()[:123].decode("utf-8", "ignore").encode())
 
 
 def unmask(payload: bytes | bytearray, key: bytes) -> bytes:
@@ -94,8 +100,8 @@ def _refusal(status: str, text: str, extra: list[tuple[bytes, bytes]] | None = N
 
 class WebSocketProtocol(asyncio.Protocol):
     __slots__ = ("config", "server_state", "app_state", "loop", "transport", "buffer", "scope", "inbox",
-                 "receiver", "writable", "accepted", "close_sent", "disconnected", "read_paused", "fragments",
-                 "fragment_size", "fragment_text", "close_timer", "ping_timer", "pong_timer", "ping_payload", "key")
+                 "inbox_size", "ended", "receiver", "writable", "reading", "accepted", "close_sent", "disconnected",
+                 "fragments", "fragment_text", "close_timer", "ping_timer", "pong_timer", "ping_payload", "key")
 
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -108,15 +114,16 @@ class WebSocketProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.buffer = bytearray()
         self.scope: WebSocketScope | None = None
-        self.inbox: list[ASGIReceiveEvent] = []
+        self.inbox: list[ASGIReceiveEvent] = []  # messages for the application, in order
+        self.inbox_size = 0  # their bytes
+        self.ended: ASGIReceiveEvent | None = None  # the one disconnect, given after the inbox, then every time
         self.receiver: asyncio.Future[None] | None = None
-        self.writable: asyncio.Future[None] | None = None
+        self.writable: asyncio.Future[None] | None = None  # while the transport's buffer is over its high mark
+        self.reading = True
         self.accepted = False  # the 101 was sent
         self.close_sent = False  # a close frame or a refusal went out: nothing more is sent
         self.disconnected = False
-        self.read_paused = False
-        self.fragments: list[bytes] | None = None
-        self.fragment_size = 0
+        self.fragments: bytearray | None = None
         self.fragment_text = False
         self.close_timer: asyncio.TimerHandle | None = None
         self.ping_timer: asyncio.TimerHandle | None = None
@@ -133,7 +140,7 @@ class WebSocketProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_keepalive()
         self.disconnected = True
-        self._put({"type": "websocket.disconnect", "code": 1005 if self.accepted else 1006})
+        self._end({"type": "websocket.disconnect", "code": 1005 if self.accepted else 1006})
         self.server_state.connections.discard(self)
         writable, self.writable = self.writable, None
         if writable is not None and not writable.done():
@@ -150,11 +157,13 @@ class WebSocketProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self.writable is None:
             self.writable = self.loop.create_future()
+        self._reading()  # a peer that does not read what it is sent gets nothing more read (its pings)
 
     def resume_writing(self) -> None:
         writable, self.writable = self.writable, None
         if writable is not None and not writable.done():
             writable.set_result(None)
+        self._reading()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -163,7 +172,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._handshake()
             elif self.accepted:
                 self._frames()
-            # between the handshake and the application's answer bytes wait in the buffer
+            # between the handshake and the application's answer reading pauses; what came waits in the buffer
         except ProtocolError as exc:
             self._fail(exc.code, exc.reason)
 
@@ -171,16 +180,59 @@ class WebSocketProtocol(asyncio.Protocol):
         """The server is stopping: 1012 (service restart) to an open socket, 500 to a pending handshake."""
         self._stop_keepalive()
         if self.close_sent:
-            if self.close_timer is not None:
-                self.close_timer.cancel()
-                self.close_timer = None
+            pass  # closing already: stop waiting for the peer's answer
         elif self.accepted:
-            self._put({"type": "websocket.disconnect", "code": 1012})
+            self._end({"type": "websocket.disconnect", "code": 1012})
             self.transport.write(close_frame(1012))
             self.close_sent = True
         else:
             self._refuse("500 Internal Server Error", "Internal Server Error")
+        self._close()
+
+    # flow control and closing
+
+    def _inbox_full(self) -> bool:
+        return len(self.inbox) >= INBOX_MESSAGES or self.inbox_size >= INBOX_BYTES
+
+    def _reading(self) -> None:
+        """Read while the handshake is not yet parsed or the socket is open, the application keeps up with what
+        arrives and the peer takes what is sent to it; once closing, read only for the peer's close."""
+        if self.scope is None:
+            want = True
+        elif self.close_sent:
+            want = True
+        else:
+            want = self.accepted and self.writable is None and not self._inbox_full()
+        if want != self.reading and not self.disconnected and not self.transport.is_closing():
+            self.reading = want
+            if want:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
+
+    def _close(self) -> None:
+        """Close the connection once what was written has gone out; abort it if that takes CLOSE_TIMEOUT (a peer
+        that stopped reading would otherwise hold it, and the application's task, for ever)."""
         self.transport.close()
+        self._deadline()
+
+    def _deadline(self) -> None:
+        if self.close_timer is None and not self.disconnected:
+            # a peer that answers no ping within the ping timeout is not waited for longer when closing either
+            wait = self.config.ws_ping_timeout or CLOSE_TIMEOUT
+            self.close_timer = self.loop.call_later(wait, self.transport.abort)
+
+    def _send_close(self, code: int, reason: str) -> None:
+        """Start the closing handshake: the close frame, then read on for the peer's answer (until the deadline)."""
+        self._end({"type": "websocket.disconnect", "code": code, "reason": reason})
+        if self.disconnected or self.transport.is_closing():
+            self.close_sent = True
+            return
+        self.transport.write(close_frame(code, reason))
+        self.close_sent = True
+        self._stop_keepalive()
+        self._reading()
+        self._deadline()
 
     # the opening handshake
 
@@ -242,7 +294,7 @@ class WebSocketProtocol(asyncio.Protocol):
             "state": self.app_state.copy(),
             "extensions": {},
         }
-        self._put({"type": "websocket.connect"})
+        self._put({"type": "websocket.connect"}, 0)  # and reading pauses until the application answers
         task = self.loop.create_task(self._run_asgi())
         task.add_done_callback(self.server_state.tasks.discard)
         self.server_state.tasks.add(task)
@@ -251,7 +303,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if not self.close_sent and not self.accepted and not self.transport.is_closing():
             self.transport.write(_refusal(status, text, extra))
         self.close_sent = True
-        self.transport.close()
+        self._close()
 
     # frames from the client
 
@@ -276,7 +328,7 @@ class WebSocketProtocol(asyncio.Protocol):
             if opcode >= 0x8:
                 if not first & 0x80 or n > 125:
                     raise ProtocolError(1002, "invalid control frame")
-            elif n + self.fragment_size > limit:
+            elif n + (len(self.fragments) if self.fragments is not None else 0) > limit:
                 raise ProtocolError(1009, "message too big")
             if len(buf) < at + 4 + n:
                 return
@@ -290,15 +342,14 @@ class WebSocketProtocol(asyncio.Protocol):
                 raise ProtocolError(1002, "expected a continuation frame")
             if fin:
                 self._message(opcode == TEXT, payload)
-            else:
-                self.fragments, self.fragment_size, self.fragment_text = [payload], len(payload), opcode == TEXT
+            else:  # one growing buffer: many small fragments cost their bytes, not an object each
+                self.fragments, self.fragment_text = bytearray(payload), opcode == TEXT
         elif opcode == CONTINUATION:
             if self.fragments is None:
                 raise ProtocolError(1002, "unexpected continuation frame")
-            self.fragments.append(payload)
-            self.fragment_size += len(payload)
+            self.fragments += payload
             if fin:
-                message, self.fragments, self.fragment_size = b"".join(self.fragments), None, 0
+                message, self.fragments = bytes(self.fragments), None
                 self._message(self.fragment_text, message)
         elif opcode == PING:
             if not self.close_sent:
@@ -306,10 +357,10 @@ class WebSocketProtocol(asyncio.Protocol):
         elif opcode == PONG:
             if self.ping_payload is not None and payload == self.ping_payload:
                 self.ping_payload = None
-                if self.pong_timer is not None:
+                if self.pong_timer is not None:  # (without a timeout the next ping is already scheduled)
                     self.pong_timer.cancel()
                     self.pong_timer = None
-                self._schedule_ping()
+                    self._schedule_ping()
         elif opcode == CLOSE:
             self._peer_closed(payload)
         else:
@@ -320,15 +371,11 @@ class WebSocketProtocol(asyncio.Protocol):
             return  # the application is past ``websocket.close``: read on until the peer's answer
         if text:
             try:
-                self._put({"type": "websocket.receive", "text": payload.decode()})
+                self._put({"type": "websocket.receive", "text": payload.decode()}, len(payload))
             except UnicodeDecodeError:
                 raise ProtocolError(1007, "invalid UTF-8") from None
         else:
-            self._put({"type": "websocket.receive", "bytes": payload})
-        if not self.read_paused:
-            # the next message is read once the application took this one
-            self.read_paused = True
-            self.transport.pause_reading()
+            self._put({"type": "websocket.receive", "bytes": payload}, len(payload))
 
     def _peer_closed(self, payload: bytes) -> None:
         if len(payload) == 1:
@@ -343,23 +390,28 @@ class WebSocketProtocol(asyncio.Protocol):
             except UnicodeDecodeError:
                 raise ProtocolError(1007, "invalid UTF-8 in close reason") from None
         if self.close_sent:  # the answer to our close: the closing handshake is complete
-            self.transport.close()
+            self._close()
             return
-        self._put({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self._end({"type": "websocket.disconnect", "code": code, "reason": reason})
         self.transport.write(frame(CLOSE, payload[:2]))
         self.close_sent = True
-        self.transport.close()
+        self._stop_keepalive()
+        self._close()
 
     def _fail(self, code: int, reason: str) -> None:
         if not self.close_sent and not self.transport.is_closing():
             self.transport.write(close_frame(code, reason))
         self.close_sent = True
-        self._put({"type": "websocket.disconnect", "code": code, "reason": reason})
-        self.transport.close()
+        self._stop_keepalive()
+        self._end({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self._close()
 
     # keep-alive
 
     def _schedule_ping(self) -> None:
+        if self.ping_timer is not None:
+            self.ping_timer.cancel()
+            self.ping_timer = None
         interval = self.config.ws_ping_interval
         if interval is not None and interval > 0 and not self.close_sent:
             self.ping_timer = self.loop.call_later(interval, self._ping)
@@ -367,6 +419,10 @@ class WebSocketProtocol(asyncio.Protocol):
     def _ping(self) -> None:
         self.ping_timer = None
         if self.close_sent or self.transport.is_closing():
+            return
+        if self._inbox_full():
+            # reading waits for the application, so a pong could not be read: look again later
+            self._schedule_ping()
             return
         self.ping_payload = os.urandom(4)
         self.transport.write(frame(PING, self.ping_payload))
@@ -379,8 +435,12 @@ class WebSocketProtocol(asyncio.Protocol):
     def _ping_timed_out(self) -> None:
         self.pong_timer = None
         self.ping_payload = None
-        if not self.close_sent and not self.transport.is_closing():
-            self._fail(1011, "keepalive ping timeout")
+        if self.close_sent or self.transport.is_closing():
+            return
+        if self._inbox_full():  # the pong may be waiting behind messages the application has not taken
+            self._schedule_ping()
+            return
+        self._fail(1011, "keepalive ping timeout")
 
     def _stop_keepalive(self) -> None:
         for timer in (self.ping_timer, self.pong_timer):
@@ -390,25 +450,40 @@ class WebSocketProtocol(asyncio.Protocol):
 
     # the ASGI side
 
-    def _put(self, message: ASGIReceiveEvent) -> None:
-        self.inbox.append(message)
+    def _wake(self) -> None:
         receiver, self.receiver = self.receiver, None
         if receiver is not None and not receiver.done():
             receiver.set_result(None)
 
+    def _put(self, message: ASGIReceiveEvent, size: int) -> None:
+        self.inbox.append(message)
+        self.inbox_size += size
+        self._wake()
+        self._reading()
+
+    def _end(self, message: ASGIReceiveEvent) -> None:
+        """The application's one ``websocket.disconnect`` (the first reason wins), after the messages before it."""
+        if self.ended is None:
+            self.ended = message
+            self._wake()
+
     async def receive(self) -> ASGIReceiveEvent:
         while not self.inbox:
+            if self.ended is not None:
+                return self.ended
             self.receiver = self.loop.create_future()
             await self.receiver
         message = self.inbox.pop(0)
-        if self.read_paused and not self.inbox and not self.disconnected:
-            self.read_paused = False
-            self.transport.resume_reading()
+        if message["type"] == "websocket.receive":
+            data = message.get("bytes") or message.get("text") or b""
+            self.inbox_size -= len(data.encode() if isinstance(data, str) else data)
+        self._reading()
         return message
 
     async def send(self, message: ASGISendEvent) -> None:
         while self.writable is not None and not self.disconnected:
-            await self.writable
+            # shielded: a sender that is cancelled while it waits must not cancel the wait of the others
+            await asyncio.shield(self.writable)
         if self.disconnected:
             raise ClientDisconnected()
         kind = message["type"]
@@ -417,7 +492,7 @@ class WebSocketProtocol(asyncio.Protocol):
             if kind == "websocket.accept":
                 self._accept(m)
             elif kind == "websocket.close":
-                self._put({"type": "websocket.disconnect", "code": 1006})
+                self._end({"type": "websocket.disconnect", "code": 1006})
                 self._refuse("403 Forbidden", "")
                 self._log(403)
             else:
@@ -433,15 +508,10 @@ class WebSocketProtocol(asyncio.Protocol):
                 elif text is not None:
                     self.transport.write(frame(TEXT, text.encode()))
             elif kind == "websocket.close":
-                code, reason = m.get("code", 1000), m.get("reason") or ""
-                self._put({"type": "websocket.disconnect", "code": code, "reason": reason})
-                self.transport.write(close_frame(code, reason))
-                self.close_sent = True
-                self._stop_keepalive()
-                if self.read_paused:  # to read the peer's answer
-                    self.read_paused = False
-                    self.transport.resume_reading()
-                self.close_timer = self.loop.call_later(CLOSE_TIMEOUT, self.transport.close)
+                code = m.get("code", 1000)
+                if not isinstance(code, int) or not (code in _VALID_CLOSE or 3000 <= code <= 4999):
+                    raise RuntimeError(f"Invalid WebSocket close code {code!r}.")
+                self._send_close(code, m.get("reason") or "")
             else:
                 raise RuntimeError(f"Expected ASGI message 'websocket.send' or 'websocket.close', but got {kind!r}.")
         elif self.transport.is_closing():
@@ -463,7 +533,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.transport.write(_http_response("101 Switching Protocols", headers))
         self._log("[accepted]")
         self._schedule_ping()
-        if self.buffer:  # frames the client sent before the answer
+        self._reading()
+        if self.buffer:  # what arrived between the handshake and the answer
             try:
                 self._frames()
             except ProtocolError as exc:
@@ -476,19 +547,23 @@ class WebSocketProtocol(asyncio.Protocol):
 
     async def _run_asgi(self) -> None:
         assert self.scope is not None
+        failed = False
         try:
             result = await self.config.loaded_app(self.scope, self.receive, self.send)
         except ClientDisconnected:
             pass
         except BaseException:
+            failed = True
             logger.exception("Exception in ASGI application\n")
-            if not self.accepted:
-                self._refuse("500 Internal Server Error", "Internal Server Error")
         else:
-            if not self.accepted and not self.close_sent:
-                logger.error("ASGI callable returned without completing handshake.")
-                self._refuse("500 Internal Server Error", "Internal Server Error")
-            elif result is not None:
+            if result is not None:
                 logger.error("ASGI callable should return None, but returned '%s'.", result)
-        if self.close_timer is None:
-            self.transport.close()
+        if not self.accepted and not self.close_sent:
+            if not failed:
+                logger.error("ASGI callable returned without completing handshake.")
+            self._refuse("500 Internal Server Error", "Internal Server Error")
+        elif not self.close_sent:
+            # the application ended without closing: close for it, so the peer sees a clean close
+            self._send_close(1011 if failed else 1000, "")
+        elif not self.transport.is_closing():
+            self._deadline()  # waiting for the peer's answer to the close

@@ -328,9 +328,27 @@ def test_a_new_message_inside_a_fragmented_one_is_refused(peer: Peer) -> None:
     assert peer.close_code()[0] == 1002
 
 
-def test_keepalive_pings_and_a_silent_peer_is_closed(tmp_path: Path) -> None:
-    s = Uvicorn(tmp_path, "--ws-ping-interval", "0.3", "--ws-ping-timeout", "0.5")
-    try:
+@pytest.fixture(scope="module")
+def lively(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
+    """A server that pings every 0.3 s and gives up on a peer after 0.5 s."""
+    s = Uvicorn(tmp_path_factory.mktemp("ws-lively"), "--ws-ping-interval", "0.3", "--ws-ping-timeout", "0.5")
+    yield s
+    s.stop()
+
+
+def wait_for_log(server: Uvicorn, text: str, wait: float = 5.0) -> str:
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        log = server.log.read_text()
+        if text in log:
+            return log
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} not in the server's log:\n{server.log.read_text()[-3000:]}")
+
+
+def test_keepalive_pings_and_a_silent_peer_is_closed(lively: Uvicorn) -> None:
+    s = lively
+    if True:
         answering, silent = Peer(s.port).open(), Peer(s.port).open()
         deadline = time.monotonic() + 2.0
         pings = 0
@@ -349,8 +367,6 @@ def test_keepalive_pings_and_a_silent_peer_is_closed(tmp_path: Path) -> None:
         assert silent.at_eof()
         answering.close()
         silent.close()
-    finally:
-        s.stop()
 
 
 def test_shutdown_closes_open_sockets_with_1012(tmp_path: Path) -> None:
@@ -374,3 +390,87 @@ def test_many_sockets_each_get_their_own_messages(server: Uvicorn) -> None:
         p.send(CLOSE, struct.pack("!H", 1001))
         assert p.close_code()[0] == 1001
         p.close()
+
+
+def test_an_application_that_returns_after_accepting_closes_cleanly(peer: Peer) -> None:
+    peer.open("/return")
+    assert peer.close_code()[0] == 1000
+    peer.send(CLOSE, struct.pack("!H", 1000))
+    assert peer.at_eof()
+
+
+def test_an_application_that_fails_after_accepting_closes_with_1011(peer: Peer) -> None:
+    peer.open("/raise")
+    assert peer.close_code()[0] == 1011
+    peer.send(CLOSE, struct.pack("!H", 1011))
+    assert peer.at_eof()
+
+
+def test_a_long_close_reason_is_cut_at_a_character_boundary(peer: Peer) -> None:
+    peer.open()
+    peer.send(TEXT, b"close-long")
+    code, reason = peer.close_code()  # decodes strictly: a character cut in half would fail here
+    assert code == 4002 and reason == "é" * 61 and len(reason.encode()) <= 123
+
+
+def test_the_application_gets_one_disconnect_and_receives_it_again(server: Uvicorn) -> None:
+    p = Peer(server.port).open()
+    p.send(CLOSE, struct.pack("!H", 4321))
+    assert p.close_code()[0] == 4321
+    assert p.at_eof()
+    p.close()
+    wait_for_log(server, "disconnect 4321, then websocket.disconnect 4321")
+
+
+def test_a_message_in_many_small_fragments(peer: Peer) -> None:
+    peer.open()
+    frames = [Peer.encode(TEXT, b"s", fin=False)]
+    for i in range(5000):
+        frames.append(Peer.encode(0x0, b"" if i % 2 else b"m", fin=False))
+    frames.append(Peer.encode(0x0, b"e"))
+    peer.sock.sendall(b"".join(frames))
+    assert peer.text() == "s" + "m" * 2500 + "e"
+
+
+def test_a_cancelled_sender_does_not_disturb_the_others_under_back_pressure(server: Uvicorn) -> None:
+    p = Peer(server.port).open("/pressure")
+    time.sleep(1.0)  # not reading: the server's writes back up, both senders wait; one is cancelled
+    seen: list[str] = []
+    while True:
+        text = p.text()
+        if text == "B done":
+            break
+        seen.append(text[:3])
+    assert [t for t in seen if t.startswith("B")] == [f"B{i:02d}" for i in range(64)]
+    wait_for_log(server, "pressure: B done")
+    p.close()
+
+
+def test_an_application_that_never_reads_keeps_a_live_peer(lively: Uvicorn) -> None:
+    p = Peer(lively.port).open("/push")
+    for i in range(40):  # more than reading holds for an application that does not take them
+        p.send(TEXT, f"unread {i}".encode())
+    ticks = 0
+    while True:
+        fin, opcode, payload = p.frame()
+        if opcode == PING:
+            p.send(PONG, payload)
+        elif opcode == TEXT:
+            assert payload == b"tick"
+            ticks += 1
+        else:
+            assert opcode == CLOSE and struct.unpack("!H", payload[:2])[0] == 1000, payload
+            break
+    assert ticks == 20  # two seconds, several ping rounds, never closed for a missed pong
+    p.close()
+
+
+def test_a_peer_that_stops_reading_is_let_go(lively: Uvicorn) -> None:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", lively.port))
+    p = Peer.__new__(Peer)
+    p.sock, p.buffer = sock, b""
+    p.open("/flood")  # and never read again: no pong, no close answer, the server's buffer full
+    wait_for_log(lively, "flood stopped: ClientDisconnected", wait=10)
+    p.close()
