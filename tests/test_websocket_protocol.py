@@ -21,10 +21,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.support.servers import ROOT, free_port
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+VALID_CLOSE = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
 TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 
 
@@ -474,3 +477,51 @@ def test_a_peer_that_stops_reading_is_let_go(lively: Uvicorn) -> None:
     p.open("/flood")  # and never read again: no pong, no close answer, the server's buffer full
     wait_for_log(lively, "flood stopped: ClientDisconnected", wait=10)
     p.close()
+
+
+PAYLOADS = st.one_of(st.binary(max_size=200), st.text(max_size=60).map(lambda t: t.encode("utf-8", "surrogatepass")),
+                     st.sampled_from([b"\xff\xfe", b"\xe2\x82", struct.pack("!H", 1000), struct.pack("!H", 999),
+                                      struct.pack("!H", 4000) + b"\xc3", b"x" * 126]))
+FRAMES = st.builds(lambda opcode, payload, fin, mask, rsv: Peer.encode(opcode, payload, fin=fin, mask=mask, rsv=rsv),
+                   st.sampled_from([0x0, TEXT, BINARY, 0x3, CLOSE, PING, PONG, 0xB]), PAYLOADS,
+                   st.booleans(), st.sampled_from([True, True, True, False]), st.sampled_from([0, 0, 0, 1, 4]))
+# a raw header claiming a length it does not send (up to 2^63), or cut short
+HEADERS = st.builds(lambda first, n: bytes((first, 0x80 | 127)) + struct.pack("!Q", n),
+                    st.integers(0, 255), st.integers(0, 2**63 - 1))
+
+
+@settings(derandomize=True, database=None, deadline=None, max_examples=150, print_blob=False,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(frames=st.lists(st.one_of(FRAMES, HEADERS), max_size=6), chunk=st.integers(1, 64), cut=st.integers(0, 8))
+def test_fuzzed_frames_end_cleanly(server: Uvicorn, frames: list[bytes], chunk: int, cut: int) -> None:
+    """Any sequence of frames, valid or not, split anywhere and possibly cut short: every frame the server
+    sends is well formed (unmasked, no reserved bits, close codes the RFC allows) and, once the client stops
+    sending, the connection ends; the server keeps serving (the module's fixture checks its log for crashes)."""
+    p = Peer(server.port).open()
+    data = b"".join(frames)
+    data = data[:len(data) - cut] if cut < len(data) else data
+    try:
+        for i in range(0, len(data), chunk):
+            p.sock.sendall(data[i:i + chunk])
+        p.sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass  # the server already closed: fine
+    p.sock.settimeout(5)
+    try:
+        while True:
+            fin, opcode, payload = p.frame()
+            assert opcode in (TEXT, BINARY, CLOSE, PONG), opcode
+            if opcode == CLOSE:
+                code = struct.unpack("!H", payload[:2])[0]
+                assert code in VALID_CLOSE or 3000 <= code <= 4999, code  # its own, or the peer's echoed
+                payload[2:].decode()
+    except ConnectionError:
+        pass  # the end of the connection
+    finally:
+        p.close()
+
+
+def test_the_server_serves_after_the_fuzzing(peer: Peer) -> None:
+    peer.open()
+    peer.send(TEXT, b"still here")
+    assert peer.text() == "still here"
