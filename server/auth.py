@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.actor import Actor
 from domain.errors import DomainError
 from domain.staff.api_keys import authenticate_key, looks_like_key
-from domain.staff.models import Staff
-from domain.staff.service import active_staff, actor_of
+from domain.staff.service import Account, active_account, actor_of
 from domain.staff.tokens import TokenClaims
 from server.context import Services
 from server.middleware import key_authenticated
@@ -42,7 +41,7 @@ async def _actor(session: AsyncSession, token: str, claims: TokenClaims | None) 
         actor = await authenticate_key(session, credential=token)
         key_authenticated(token[4:].partition("_")[0][:16])
         return actor
-    staff = await active_staff(session, staff_id=claims.staff_id)
+    staff = await active_account(session, staff_id=claims.staff_id)
     actor = actor_of(staff)
     _remember(staff, actor)
     return actor
@@ -64,7 +63,7 @@ _KNOWN: OrderedDict[int, KnownStaff] = OrderedDict()
 KNOWN_SIZE = 20_000
 
 
-def _remember(staff: Staff, actor: Actor) -> None:
+def _remember(staff: Account, actor: Actor) -> None:
     _KNOWN[staff.id] = KnownStaff(actor=actor, role=staff.role, username=staff.username,
                                   region_code=staff.region_code, extra_region_codes=tuple(staff.extra_region_codes))
     _KNOWN.move_to_end(staff.id)

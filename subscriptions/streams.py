@@ -21,7 +21,7 @@ from domain.errors import DomainError, Unauthenticated
 from domain.events import latest_event_id, read_changes
 from domain.numbers import cursor
 from domain.staff.models import ApiKey
-from domain.staff.service import active_staff, actor_of
+from domain.staff.service import active_account, actor_of
 from server.context import Services
 from subscriptions.hub import EventRecord, Predicate, Revoked, SlowConsumer
 
@@ -54,7 +54,7 @@ def slow_consumer(seen: int) -> DomainError:
 async def recheck(services: Services, actor: Actor) -> None:
     async with services.sessionmaker() as session:
         try:
-            staff = await active_staff(session, staff_id=actor.id)
+            staff = await active_account(session, staff_id=actor.id)
             key = await session.get(ApiKey, actor.key_id) if actor.key_id is not None else None
         except DomainError:
             raise Unauthenticated("the account is no longer active", code="UNAUTHENTICATED") from None
