@@ -11,12 +11,15 @@ the frames it writes are built in one step.
 What it does, as uvicorn's protocols do: the opening handshake (version 13, a valid key, the subprotocol the
 application accepts; a close before accepting answers 403), text and binary messages in and out, fragmented
 messages reassembled up to ``ws_max_size``, pings answered, keep-alive pings every ``ws_ping_interval`` with a
-``ws_ping_timeout``, the closing handshake in both directions (with ``close_timeout`` for a peer that does not
-answer), read flow control (reading pauses while the application has a message it has not taken) and write
-flow control (``send`` waits while the transport's buffer is over its high-water mark), 1012 on server
-shutdown. Protocol errors close the socket with the RFC's codes: 1002 for unmasked or malformed frames, 1007
-for text that is not UTF-8, 1009 for a message over the limit. No permessage-deflate: rujuk turns it off anyway
-(its zlib state would cost ~40 KiB per socket). The ``websocket.http.response`` extension is not offered.
+``ws_ping_timeout``, the closing handshake in both directions (a connection that cannot finish closing, because
+the peer neither answers nor reads, is aborted after the ping timeout), an application that ends without
+closing closed for it (1000, or 1011 when it failed), read flow control (reading pauses between the handshake
+and the application's answer, while the application has 16 messages or 64 KiB it has not taken, and while the
+peer does not read what it is sent) and write flow control (``send`` waits while the transport's buffer is over
+its high-water mark), 1012 on server shutdown. The application gets one ``websocket.disconnect``, again on
+every later ``receive``. Protocol errors close the socket with the RFC's codes: 1002 for unmasked or malformed
+frames, 1007 for text that is not UTF-8, 1009 for a message over the limit. No permessage-deflate: rujuk turns
+it off anyway (its zlib state would cost ~40 KiB per socket). The ``websocket.http.response`` extension is not offered.
 """
 
 from __future__ import annotations
