@@ -1,7 +1,7 @@
 """Run every benchmark with its baselines and write ``bench/results/<timestamp>.{json,md}`` and ``latest.md``.
 
     python -m bench.run --scale 0.01 --duration 10
-    python -m bench.run --scale 0.1 --duration 30 --fanout-sockets 1000
+    python -m bench.run --scale 0.1 --duration 30 --fanout-sockets 200,1000
 
 The dataset is loaded (``bench.dataset``) into ``rujuk_bench_<scale>`` on the PostgreSQL server of
 ``--server-url`` unless ``--database-url`` names a database; a database already holding the same scale is
@@ -105,13 +105,14 @@ class Run:
             return
         system = f"rujuk, {workers} worker{'s' if workers > 1 else ''}"
         say(f"rujuk on {workers} uvicorn worker(s)")
+        first, *more = a.fanout_sockets
         with Rujuk(self.url, self.logs, workers=workers) as server:
             async with GraphQL(server.base, connections=a.clients + 8) as client:
                 if not f.tokens:
                     await _log_in(client, f)
                 # first, while the process is fresh: its memory per idle subscription is read from VmRSS
-                await self.guarded("fanout", system, fanout.rujuk(server, client, f, sockets=a.fanout_sockets,
-                                                                  rate=a.fanout_rate, duration=a.duration))
+                await self.guarded("fanout", _consoles(system, first), fanout.rujuk(
+                    server, client, f, sockets=first, rate=a.fanout_rate, duration=a.duration))
                 await self.guarded("intake", system, intake.rujuk(client, f, clients=a.clients, **self.timing))
                 await self.guarded("nested_page", system, reads.nested_rujuk(client, f, clients=a.clients,
                                                                              **self.timing))
@@ -124,6 +125,13 @@ class Run:
                     await self.guarded("pull_complaints", system, pull.complaints_rujuk(client, f,
                                                                                          duration=a.duration))
                     await self.guarded("pull_export", system, pull.export_rujuk(client, f, duration=a.duration))
+        for sockets in more if self.wanted("fanout") else ():
+            # each further number of consoles on a fresh server: memory freed by the sockets before would be
+            # reused by the next ones, and their growth of VmRSS would no longer be theirs
+            with Rujuk(self.url, self.logs, workers=workers) as server:
+                async with GraphQL(server.base, connections=a.clients + 8) as client:
+                    await self.guarded("fanout", _consoles(system, sockets), fanout.rujuk(
+                        server, client, f, sockets=sockets, rate=a.fanout_rate, duration=a.duration))
 
     async def postgraphile(self) -> None:
         a = self.args
@@ -185,14 +193,15 @@ class Run:
         rate_row(f"{page_title}, 1 worker", "nested_page", r1, PG)
         rate_row(f"{page_title}, 2 workers", "nested_page", r2, PG)
         rate_row(f"{page_title}, 1 worker", "nested_page", r1, SQL)
-        for system in (r1, r2):
-            ours, floor = b.get("fanout", {}).get(system, {}), b.get("fanout", {}).get(SQL, {})
-            title = f"Fan-out: {a.fanout_sockets} `intake` consoles, {a.fanout_rate:g} complaints/s, {system[7:]}"
-            rows.append(Row(title, "p50 ms", _dig(ours, "after_commit_stamp", "p50_ms"), _fanout_text(ours),
-                            "PostgreSQL LISTEN/NOTIFY, 1 listener", _dig(floor, "after_created_at", "p50_ms"),
-                            _fanout_text(floor)))
-            rows.append(Row(f"Server RSS per idle subscription, {system[7:]}", "KiB",
-                            ours.get("rss_per_subscription_kib"), _rss_text(ours), "none (absolute figure)"))
+        for sockets in a.fanout_sockets:
+            for system in (r1, r2):
+                ours, floor = b.get("fanout", {}).get(_consoles(system, sockets), {}), b.get("fanout", {}).get(SQL, {})
+                title = f"Fan-out: {sockets} `intake` consoles, {a.fanout_rate:g} complaints/s, {system[7:]}"
+                rows.append(Row(title, "p50 ms", _dig(ours, "after_commit_stamp", "p50_ms"), _fanout_text(ours),
+                                "PostgreSQL LISTEN/NOTIFY, 1 listener", _dig(floor, "after_created_at", "p50_ms"),
+                                _fanout_text(floor)))
+                rows.append(Row(f"Server RSS per idle subscription, {sockets} sockets, {system[7:]}", "KiB",
+                                ours.get("rss_per_subscription_kib"), _rss_text(ours), "none (absolute figure)"))
         for name, title in (("pull_changes", "Partner pull `changes(first: 1000)`"),
                             ("pull_complaints", "Partner pull keyset `complaints(first: 1000)`"),
                             ("pull_export", "Partner pull bulk export `/export/complaints.ndjson`")):
@@ -201,6 +210,21 @@ class Run:
                             SQL + ", same keyset", floor.get("rows_per_second"), _pull_text(floor)))
         latency_row(f"NIK search `households(filter: {{nik}})`, {a.lookup_clients} clients, 1 worker", "nik_lookup")
         latency_row(f"`workload(regionCode: <kabupaten>)`, {a.lookup_clients} clients, 1 worker", "workload")
+
+
+def _consoles(system: str, sockets: int) -> str:
+    """The system a fan-out figure is recorded under: the server and how many consoles it served."""
+    return f"{system}, {sockets} consoles"
+
+
+def _sockets(value: str) -> list[int]:
+    try:
+        counts = [int(v) for v in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("comma-separated numbers of consoles, e.g. 1000,5000") from None
+    if not counts or any(n < 1 for n in counts):
+        raise argparse.ArgumentTypeError("each number of consoles is at least 1")
+    return counts
 
 
 def _dig(d: dict[str, Any], *keys: str) -> Any:
@@ -334,7 +358,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=None, help="seconds before measuring (duration/5, ≤ 2)")
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients for intake and the page (32)")
     parser.add_argument("--lookup-clients", type=int, default=4, help="concurrent clients for lookups (4)")
-    parser.add_argument("--fanout-sockets", type=int, default=200, help="subscribed consoles (200; try 1000, 5000)")
+    parser.add_argument("--fanout-sockets", type=_sockets, default=[1000, 5000],
+                        help="subscribed consoles, one fan-out figure per number (1000,5000)")
     parser.add_argument("--fanout-rate", type=float, default=50.0, help="complaints filed per second (50)")
     parser.add_argument("--database-url", default=None, help="use this database instead of rujuk_bench_<scale>")
     parser.add_argument("--server-url", default=os.environ.get("RUJUK_BENCH_SERVER_URL",

@@ -41,7 +41,7 @@ def test_every_benchmark_produces_figures(fresh_database_url: str, tmp_path: Pat
     results = tmp_path / "results"
     run = subprocess.run(
         [sys.executable, "-m", "bench.run", "--database-url", fresh_database_url, "--scale", "0.001",
-         "--duration", "0.5", "--warmup", "0.1", "--clients", "4", "--lookup-clients", "2", "--fanout-sockets", "10",
+         "--duration", "0.5", "--warmup", "0.1", "--clients", "4", "--lookup-clients", "2", "--fanout-sockets", "10,12",
          "--fanout-rate", "20", "--dataset-workers", "0", "--results-dir", str(results)],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-5000:]
@@ -51,7 +51,8 @@ def test_every_benchmark_produces_figures(fresh_database_url: str, tmp_path: Pat
     benchmarks = json.loads(path.read_text())["benchmarks"]
     expected = {
         "intake": (*RUJUK, POSTGRAPHILE, SQL), "nested_page": (*RUJUK, POSTGRAPHILE, SQL),
-        "fanout": (*RUJUK, SQL), "nik_lookup": (RUJUK[0], SQL), "workload": (RUJUK[0], SQL),
+        "fanout": (*(f"{r}, {n} consoles" for n in (10, 12) for r in RUJUK), SQL),
+        "nik_lookup": (RUJUK[0], SQL), "workload": (RUJUK[0], SQL),
         "pull_changes": (RUJUK[0], SQL), "pull_complaints": (RUJUK[0], SQL), "pull_export": (RUJUK[0], SQL),
     }
     assert set(benchmarks) == set(expected)
@@ -64,4 +65,6 @@ def test_every_benchmark_produces_figures(fresh_database_url: str, tmp_path: Pat
                 continue
             assert measured(figures), (name, system, figures)
     for system in RUJUK:
-        assert number(benchmarks["fanout"][system]["rss_per_subscription_kib"])
+        for n in (10, 12):  # each number of consoles on a server of its own
+            assert number(benchmarks["fanout"][f"{system}, {n} consoles"]["rss_per_subscription_kib"])
+            assert benchmarks["fanout"][f"{system}, {n} consoles"]["sockets"] == n
