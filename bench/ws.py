@@ -13,40 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import os
 import struct
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-TEXT, BINARY, CONTINUATION, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
-
-
-class WebSocketError(ConnectionError):
-    pass
-
-
-def _mask(payload: bytes, key: bytes) -> bytes:
-    n = len(payload)
-    if not n:
-        return payload
-    repeated = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(payload, "little") ^ int.from_bytes(repeated, "little")).to_bytes(n, "little")
+from server.websocket import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT, accept_key, payload_length
+from server.websocket import frame as _frame
 
 
 def frame(opcode: int, payload: bytes) -> bytes:
     """One final, masked client frame."""
-    n = len(payload)
-    if n < 126:
-        head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-    elif n < 65536:
-        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-    key = os.urandom(4)
-    return head + key + _mask(payload, key)
+    return _frame(opcode, payload, os.urandom(4))
+
+
+class WebSocketError(ConnectionError):
+    pass
 
 
 class Connection(asyncio.Protocol):
@@ -113,15 +96,10 @@ class Connection(asyncio.Protocol):
             first, second = buf[0], buf[1]
             if second & 0x80:
                 raise WebSocketError("the server masked a frame")
-            n, at = second & 0x7F, 2
-            if n == 126:
-                if len(buf) < 4:
-                    return
-                n, at = struct.unpack_from("!H", buf, 2)[0], 4
-            elif n == 127:
-                if len(buf) < 10:
-                    return
-                n, at = struct.unpack_from("!Q", buf, 2)[0], 10
+            length = payload_length(buf)
+            if length is None:
+                return
+            n, at = length
             if len(buf) < at + n:
                 return
             payload = bytes(buf[at:at + n])
@@ -179,7 +157,7 @@ async def connect(url: str, subprotocol: str, on_message: Callable[[str, float],
         raise ValueError(f"only ws://host:port URLs: {url}")
     host, port = parts.hostname, parts.port or 80
     key = base64.b64encode(os.urandom(16))
-    accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+    accept = accept_key(key)
     request = (f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key.decode()}\r\nSec-WebSocket-Version: 13\r\n"
                f"Sec-WebSocket-Protocol: {subprotocol}\r\n\r\n").encode()

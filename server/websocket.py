@@ -66,14 +66,28 @@ def accept_key(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key + GUID).digest())
 
 
-def frame(opcode: int, payload: bytes) -> bytes:
-    """One final, unmasked server frame."""
+def frame(opcode: int, payload: bytes, mask_key: bytes | None = None) -> bytes:
+    """One final frame: unmasked as a server sends it, or masked with ``mask_key`` as a client must."""
     n = len(payload)
+    bit = 0 if mask_key is None else 0x80
     if n < 126:
-        return bytes((0x80 | opcode, n)) + payload
-    if n < 65536:
-        return struct.pack("!BBH", 0x80 | opcode, 126, n) + payload
-    return struct.pack("!BBQ", 0x80 | opcode, 127, n) + payload
+        head = bytes((0x80 | opcode, bit | n))
+    elif n < 65536:
+        head = struct.pack("!BBH", 0x80 | opcode, bit | 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, bit | 127, n)
+    return head + payload if mask_key is None else head + mask_key + unmask(payload, mask_key)
+
+
+def payload_length(buf: bytes | bytearray) -> tuple[int, int] | None:
+    """The payload length a frame's header at the start of ``buf`` gives, and where that length field ends (the
+    mask key, if any, follows); ``None`` while the field is incomplete."""
+    n = buf[1] & 0x7F
+    if n == 126:
+        return (struct.unpack_from("!H", buf, 2)[0], 4) if len(buf) >= 4 else None
+    if n == 127:
+        return (struct.unpack_from("!Q", buf, 2)[0], 10) if len(buf) >= 10 else None
+    return n, 2
 
 
 def close_frame(code: int, reason: str = "") -> bytes:
@@ -82,6 +96,7 @@ def close_frame(code: int, reason: str = "") -> bytes:
 
 
 def unmask(payload: bytes | bytearray, key: bytes) -> bytes:
+    """The payload XORed with the repeated mask key (masking and unmasking are the same operation)."""
     n = len(payload)
     if not n:
         return b""
@@ -319,15 +334,11 @@ class WebSocketProtocol(asyncio.Protocol):
                 raise ProtocolError(1002, "reserved bits set")
             if not second & 0x80:
                 raise ProtocolError(1002, "unmasked frame")
-            opcode, n, at = first & 0x0F, second & 0x7F, 2
-            if n == 126:
-                if len(buf) < 4:
-                    return
-                n, at = struct.unpack_from("!H", buf, 2)[0], 4
-            elif n == 127:
-                if len(buf) < 10:
-                    return
-                n, at = struct.unpack_from("!Q", buf, 2)[0], 10
+            length = payload_length(buf)
+            if length is None:
+                return
+            n, at = length
+            opcode = first & 0x0F
             if opcode >= 0x8:
                 if not first & 0x80 or n > 125:
                     raise ProtocolError(1002, "invalid control frame")

@@ -46,6 +46,19 @@ def _kind(sql: str) -> str:
     return verb
 
 
+async def register(client: Client, world: LiveWorld, fac: Any, *, name: str, female: bool, born: dt.date,
+                   serial: int, address: str) -> str:
+    """A household of one head in the world's first village; its global id."""
+    kec = world.code(".74.01")
+    registered = await client.ok(REGISTER, {"input": {
+        "regionCode": world.code(".74.01.1001"), "address": address,
+        "familyCards": [f"{kec.replace('.', '')}{born:%d%m%y}{serial:04d}"],
+        "members": [{"name": name, "sex": "FEMALE" if female else "MALE", "birthDate": born.isoformat(),
+                     "relation": "HEAD", "nik": nik(kec, born, female=female, serial=serial)}]}}, actor=fac)
+    gid: str = registered["registerHousehold"]["household"]["id"]
+    return gid
+
+
 @contextmanager
 def statements(engine: AsyncEngine) -> Iterator[list[str]]:
     """The kind of every statement the engine sends meanwhile, with the transactions' BEGIN and COMMIT."""
@@ -69,13 +82,9 @@ async def test_file_complaint_statements(live_services: Services, live_world: Li
                                          published: Published) -> None:
     client = Client(live_services)
     fac = live_world.actor("fac_a1")
-    born, kec = dt.date(1979, 4, 5), live_world.code(".74.01")
-    registered = await client.ok(REGISTER, {"input": {
-        "regionCode": live_world.code(".74.01.1001"), "address": "Jl. Mesjid No. 1",
-        "familyCards": [f"{kec.replace('.', '')}0504790001"],
-        "members": [{"name": "Budi Harahap", "sex": "MALE", "birthDate": born.isoformat(), "relation": "HEAD",
-                     "nik": nik(kec, born, female=False, serial=1)}]}}, actor=fac)
-    data = {"householdId": registered["registerHousehold"]["household"]["id"], "sector": "HEALTH",
+    household = await register(client, live_world, fac, name="Budi Harahap", female=False,
+                               born=dt.date(1979, 4, 5), serial=1, address="Jl. Mesjid No. 1")
+    data = {"householdId": household, "sector": "HEALTH",
             "description": "Ibu sakit, belum punya KIS", "idempotencyKey": f"tablet-{live_world.province}-1"}
 
     with statements(live_engine) as seen:
@@ -135,13 +144,8 @@ async def test_write_events_stamps_each_kind_and_audits_the_change(live_services
     CHANGE entry listing the ids with the actor and origin; nothing queued afterwards."""
     fac = live_world.actor("fac_a1")
     client = Client(live_services)
-    born, kec = dt.date(1981, 2, 3), live_world.code(".74.01")
-    registered = await client.ok(REGISTER, {"input": {
-        "regionCode": live_world.code(".74.01.1001"), "address": "Jl. Pasar No. 2",
-        "familyCards": [f"{kec.replace('.', '')}0302810002"],
-        "members": [{"name": "Siti Lubis", "sex": "FEMALE", "birthDate": born.isoformat(), "relation": "HEAD",
-                     "nik": nik(kec, born, female=True, serial=2)}]}}, actor=fac)
-    household_id = pk_of(registered["registerHousehold"]["household"]["id"], "Household")
+    household_id = pk_of(await register(client, live_world, fac, name="Siti Lubis", female=True,
+                                        born=dt.date(1981, 2, 3), serial=2, address="Jl. Pasar No. 2"), "Household")
     region = live_world.code(".74.01.1001")
     async with live_services.sessionmaker() as session, session.begin():
         before = await session.scalar(select(func.clock_timestamp()))
@@ -173,13 +177,8 @@ async def test_event_ids_and_stamps_follow_commit_order(live_services: Services,
     later ``updated_at``, even though it began first."""
     fac = live_world.actor("fac_a1")
     client = Client(live_services)
-    born, kec = dt.date(1983, 6, 7), live_world.code(".74.01")
-    registered = await client.ok(REGISTER, {"input": {
-        "regionCode": live_world.code(".74.01.1001"), "address": "Jl. Sawah No. 3",
-        "familyCards": [f"{kec.replace('.', '')}0706830003"],
-        "members": [{"name": "Rina Nasution", "sex": "FEMALE", "birthDate": born.isoformat(), "relation": "HEAD",
-                     "nik": nik(kec, born, female=True, serial=3)}]}}, actor=fac)
-    household_id = pk_of(registered["registerHousehold"]["household"]["id"], "Household")
+    household_id = pk_of(await register(client, live_world, fac, name="Rina Nasution", female=True,
+                                        born=dt.date(1983, 6, 7), serial=3, address="Jl. Sawah No. 3"), "Household")
     region = live_world.code(".74.01.1001")
 
     async def write(session: Any, version: int) -> list[tuple[int, str]]:
