@@ -19,7 +19,7 @@ from graphql import (
     StringValueNode,
     VariableNode,
 )
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql.validation import ASTValidationContext, ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -35,9 +35,25 @@ MAX_ALIASES = 30
 MAX_TOKENS = 4000
 
 
+def _unknown_fragments_tolerated(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
+    """strawberry's depth rule, except that a spread of an undefined fragment does not crash it (it looks the
+    fragment up with ``[]``, and the ``KeyError`` became an HTTP 500, or an error without a code): the depth of
+    what it could measure is still checked, and ``KnownFragmentNamesRule`` reports the missing fragment."""
+
+    class Tolerant(rule):  # type: ignore[valid-type,misc]
+        def __init__(self, context: ASTValidationContext) -> None:
+            try:
+                super().__init__(context)
+            except KeyError:
+                ASTValidationRule.__init__(self, context)
+
+    Tolerant.__name__ = Tolerant.__qualname__ = rule.__name__
+    return Tolerant
+
+
 #: validation rule classes built once: the validation cache is keyed by the rules, so rules made anew for every
 #: request (as the limiters' constructors do) would make every request miss it
-_RULES = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+_RULES = [*map(_unknown_fragments_tolerated, QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules),
           *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules]
 _PRODUCTION_RULES = [*_RULES, NoSchemaIntrospectionCustomRule]
 

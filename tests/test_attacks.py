@@ -257,6 +257,22 @@ async def test_deep_nesting_is_refused_before_anything_runs(server: ServerProces
     assert fine.status_code == 200 and "errors" not in fine.json(), fine.text
 
 
+async def test_a_spread_of_an_undefined_fragment_is_a_validation_error(server: ServerProcess,
+                                                                         people: People) -> None:
+    """The depth limit measures through fragments: one that is not defined is the client's error (it was a 500
+    for an account the compiled reads knew, and an error without a code otherwise)."""
+    token = people.tokens["manager"]
+    for _ in range(2):  # the first request loads the account, the second takes the compiled path
+        for document in ["{ complaints(first: 2) { edges { node { household { ...oN } } } } }",
+                         "{ regions { ...Nope } }",
+                         "mutation { fileComplaint(input: {householdId: \"x\", kind: COMPLAINT, sector: HEALTH, "
+                         "description: \"d\", channel: HOTLINE}) { complaint { ...X } } }"]:
+            answer = await gql(server.http, document, token=token)
+            assert answer.status_code == 200, answer.text
+            assert answer.json().get("data") is None and codes(answer) == ["GRAPHQL_VALIDATION_FAILED"], answer.text
+            assert "Unknown fragment" in errors_of(answer)[0]["message"]
+
+
 async def test_alias_overloading_is_refused_also_through_fragments(server: ServerProcess, people: People,
                                                                    live_database_url: str) -> None:
     token = people.tokens["manager"]
