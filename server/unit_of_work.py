@@ -80,7 +80,8 @@ class UnitOfWork(SchemaExtension):
             return None
         fields = [selection.name.value for definition in document.definitions
                   if isinstance(definition, OperationDefinitionNode)
-                  for selection in definition.selection_set.selections if isinstance(selection, FieldNode)]
+                  for selection in definition.selection_set.selections
+                  if isinstance(selection, FieldNode) and selection.name.value != "__typename"]
         return ",".join(fields)[:200] or None
 
 
