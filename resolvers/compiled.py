@@ -62,6 +62,10 @@ class NotCompilable(Exception):
     """The operation selects something this module does not produce; the resolvers answer it."""
 
 
+class Declined(Exception):
+    """This request (not its document) is one the resolvers answer: e.g. a filing that names an assignee."""
+
+
 @dataclass(slots=True)
 class Selected:
     """One response key of a selection set: the field it names and every node that asked for it (merged)."""
@@ -422,11 +426,14 @@ STAFF = Entity("Staff", "w", {
 @dataclass(slots=True)
 class Statement:
     """The SQL and its parameters; its first column is the data, and, when the request's account is to be
-    confirmed, a second says whether the staff row still matches (the answer is void otherwise)."""
+    confirmed, a second says whether the staff row still matches (the answer is void otherwise). A filing's
+    statement (``writes``) answers ``(confirmed, data, event id, event region code)``: no data when it wrote
+    nothing."""
 
     sql: str
     params: list[Any]
     confirms: bool
+    writes: bool = False
 
 
 def _node(request: Request, entity: Entity, type_: GraphQLObjectType, selected: Selected) -> str:
@@ -571,3 +578,54 @@ def compile_(request: Request, document: DocumentNode, operation: OperationDefin
     extra_column = f", {confirmed}" if request.confirm is not None else ""
     sql = f"{with_}SELECT {obj(pairs)}::text{extra_column}"
     return Statement(sql=sql, params=params, confirms=request.confirm is not None)
+
+
+# --- the one compiled mutation -------------------------------------------------------------------------------
+
+
+def compile_filing(request: Request, operation: OperationDefinitionNode, *, origin: str | None) -> Statement:
+    """``fileComplaint`` alone in its operation, for a plain filing (:mod:`domain.complaints.at_once`): the
+    statement files it and writes the payload as the resolver would, ``replayed: false`` and no errors. Raises
+    :class:`NotCompilable` for a document it does not answer, :class:`Declined` (or the input's
+    :class:`DomainError`) for a filing the resolver must make."""
+    from domain.complaints import at_once
+    from resolvers.complaints import complaint_data
+
+    mutation_type = request.schema.mutation_type
+    assert mutation_type is not None
+    roots = _collect(request, mutation_type, [operation.selection_set])
+    fields = [root for root in roots if root.name != "__typename"]
+    if len(fields) != 1 or fields[0].name != "fileComplaint" or len(fields[0].nodes) != 1:
+        raise NotCompilable("a mutation other than one fileComplaint")
+    selected = fields[0]
+    actor = request.actor
+    key = (*request.query_key, "filing", actor.sees_personal_data, actor.role, actor.regions, actor.programs)
+    data_sql = request.cache.get(key)
+    if data_sql is None:
+        payload_type, payload_fields = _children(request, mutation_type, selected)
+        pairs: list[tuple[str, str]] = []
+        for field_ in payload_fields:
+            if field_.name == "__typename":
+                pairs.append((field_.key, json_literal(payload_type.name)))
+            elif field_.name == "complaint":
+                complaint_type, complaint_fields = _children(request, payload_type, field_)
+                pairs.append((field_.key, _object(request, COMPLAINT, complaint_type, complaint_fields, ())))
+            elif field_.name == "replayed":
+                pairs.append((field_.key, JSONText("'false'")))
+            elif field_.name == "errors":  # (its selection was validated; a filing made here has no errors)
+                pairs.append((field_.key, JSONText("'[]'")))
+            else:
+                raise NotCompilable(f"{payload_type.name}.{field_.name}")
+        data_sql = obj([(root.key, obj(pairs) if root is selected else json_literal(mutation_type.name))
+                        for root in roots])
+        request.cache[key] = data_sql
+    input_ = _arguments(request, mutation_type, selected)["input"]
+    confirm = None if request.confirm is None else at_once.Confirm(*request.confirm)
+    filing = at_once.statement(actor, complaint_data(input_), idempotency_key=input_.idempotency_key,
+                               origin=origin, confirm=confirm)
+    if filing is None:
+        raise Declined("the service files this one")
+    sql = (f"{filing.with_}SELECT EXISTS (SELECT FROM who), j.data, j.event_id, j.region_code FROM (SELECT) one "
+           f"LEFT JOIN (SELECT {data_sql}::text AS data, written.id AS event_id, written.region_code "
+           "FROM filed AS complaints, written) j ON true")
+    return Statement(sql=sql, params=filing.params, confirms=request.confirm is not None, writes=True)

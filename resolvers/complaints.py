@@ -28,15 +28,21 @@ from schema.types.complaints import Complaint
 Transition = Callable[[AsyncSession, Actor, int], Awaitable[ComplaintRow]]
 
 
+def complaint_data(input: FileComplaintInput) -> ComplaintData:
+    """The service's data of a ``fileComplaint`` input (a malformed id raises its typed error)."""
+    return ComplaintData(
+        household_id=pk(input.household_id, "Household", field="householdId"),
+        member_id=optional_pk(input.member_id, "Member", field="memberId"),
+        program_id=optional_pk(input.program_id, "Program", field="programId"),
+        assignee_id=optional_pk(input.assignee_id, "Staff", field="assigneeId"),
+        kind=ComplaintKind(input.kind), sector=Sector(input.sector), description=input.description,
+        channel=Channel(input.channel), priority=Priority(input.priority), reported_at=input.reported_at)
+
+
 async def file_complaint(info: Info, input: FileComplaintInput) -> FileComplaintPayload:
+    """(A plain filing by a known account usually takes the compiled path instead: ``resolvers.compiled``.)"""
     try:
-        data = ComplaintData(
-            household_id=pk(input.household_id, "Household", field="householdId"),
-            member_id=optional_pk(input.member_id, "Member", field="memberId"),
-            program_id=optional_pk(input.program_id, "Program", field="programId"),
-            assignee_id=optional_pk(input.assignee_id, "Staff", field="assigneeId"),
-            kind=ComplaintKind(input.kind), sector=Sector(input.sector), description=input.description,
-            channel=Channel(input.channel), priority=Priority(input.priority), reported_at=input.reported_at)
+        data = complaint_data(input)
         filed = await attempt(info, lambda s, a: service.file_complaint(
             s, actor=a, data=data, idempotency_key=input.idempotency_key))
     except DomainError as exc:

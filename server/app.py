@@ -147,7 +147,10 @@ class RujukGraphQL(GraphQL[Context, None]):
         result = await self._compiled.execute(ctx, query, variables, name)
         if result is None:
             return False
-        await Response(self.encode_json({"data": result.data}), media_type="application/json")(scope, receive, send)
+        body: dict[str, Any] = {"data": result.data}
+        if result.errors:  # (a filing whose outcome the database left unknown)
+            body["errors"] = [error.formatted for error in result.errors]
+        await Response(self.encode_json(body), media_type="application/json")(scope, receive, send)
         return True
 
     @property

@@ -4,10 +4,17 @@ the statement for its actor and sends PostgreSQL's JSON as the response body wit
 
 Whatever this path cannot answer exactly as the resolvers would (an invalid or over-budget operation, an
 unauthenticated request, a field it does not compile, a domain error for the given arguments, a database
-failure) it hands back untouched, and the ordinary execution answers, with its errors."""
+failure) it hands back untouched, and the ordinary execution answers, with its errors.
+
+The one compiled mutation, a plain ``fileComplaint`` (:func:`resolvers.compiled.compile_filing`), is one
+statement that writes everything or nothing: when it wrote nothing (a check failed, the key was used before,
+the statement failed) the ordinary execution answers, as for a read. Only when the database went away after
+the statement was sent is the outcome unknown; then the answer is ``SERVICE_UNAVAILABLE``, as when a commit
+fails, and the client retries with the same idempotency key."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -32,17 +39,22 @@ from strawberry import Schema
 from strawberry.types import ExecutionResult
 
 from domain.errors import DomainError
-from resolvers.compiled import NotCompilable, Request, Statement, compile_
+from resolvers.compiled import Declined, NotCompilable, Request, Statement, compile_, compile_filing
 from schema.limits import MAX_COST, MAX_TOKENS, document_has_nul, has_nul, operation_cost, validation_rules
 from server.auth import forget
-from server.context import Context
-from server.observability import COMPILED_READS, LATENCY, OPERATIONS
+from server.context import Context, publish_committed
+from server.observability import COMPILED_FILINGS, COMPILED_READS, LATENCY, OPERATIONS
+from server.unit_of_work import database_unavailable
 
 log = logging.getLogger(__name__)
 
 
 #: set in a request's scope when its compiled statement failed to run: the resolvers answer it, once
 FAILED = "rujuk.compiled_read_failed"
+
+
+class Unsure(Exception):
+    """A filing's statement was sent, and the database went away before its outcome was known."""
 
 
 class RawJSON:
@@ -91,7 +103,7 @@ class CompiledReads:
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
         if operation_name is not None:
             operations = [o for o in operations if o.name is not None and o.name.value == operation_name]
-        if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
+        if len(operations) != 1 or operations[0].operation not in {OperationType.QUERY, OperationType.MUTATION}:
             return None
         fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         return Prepared(document=document, operation=operations[0], fragments=fragments)
@@ -115,8 +127,11 @@ class CompiledReads:
         confirm = None if known is None else (known.actor.id, known.role, known.username, known.region_code,
                                               known.extra_region_codes)
         actor = ctx.actor
+        statement_key: Any = None
         try:  # the same request again (a console refreshing its list, a board): the statement as built before
-            statement_key: Any = (query, operation_name, orjson.dumps(values, option=orjson.OPT_SORT_KEYS),
+            if prepared.operation.operation is OperationType.MUTATION:
+                raise TypeError("a write is built for each request")
+            statement_key = (query, operation_name, orjson.dumps(values, option=orjson.OPT_SORT_KEYS),
                                   actor.id, actor.role, actor.regions, actor.programs, actor.sees_personal_data,
                                   actor.key_id, confirm)
         except TypeError:
@@ -149,18 +164,23 @@ class CompiledReads:
                           default_page=settings.default_page_size, max_page=settings.max_page_size,
                           cache=self._nodes, query_key=(query, operation_name), confirm=confirm)
         try:
-            statement = compile_(request, prepared.document, prepared.operation)
+            if prepared.operation.operation is OperationType.MUTATION:
+                statement = compile_filing(request, prepared.operation, origin=ctx.origin)
+            else:
+                statement = compile_(request, prepared.document, prepared.operation)
         except NotCompilable as exc:
             log.debug("not compiled: %s", exc)
             COMPILED_READS.labels(outcome="declined").inc()
             self._declined[key] = None
             return None
-        except DomainError:  # e.g. a bad cursor or filter: the resolvers raise it again, as a typed error
+        except (DomainError, Declined):  # e.g. a bad cursor or filter: the resolvers raise it again, as a typed error
             return None
         return statement
 
     async def _answer(self, ctx: Context, prepared: Prepared, statement: Statement,
                       known: Any) -> ExecutionResult | None:
+        if statement.writes:
+            return await self._file(ctx, prepared, statement, known)
         started = time.perf_counter()
         try:
             row = await self._run(ctx, statement)
@@ -179,6 +199,75 @@ class CompiledReads:
         COMPILED_READS.labels(outcome="compiled").inc()
         LATENCY.labels(operation=name).observe(time.perf_counter() - started)
         return ExecutionResult(data=RawJSON(row[0]), errors=None)  # type: ignore[arg-type]
+
+    async def _file(self, ctx: Context, prepared: Prepared, statement: Statement,
+                    known: Any) -> ExecutionResult | None:
+        """A filing: its payload, or ``None`` when it wrote nothing (the ordinary execution answers)."""
+        started = time.perf_counter()
+        try:
+            row = await self._write(ctx, statement)
+        except Unsure:
+            log.warning("filing: database unavailable after the statement was sent (request %s)", ctx.request_id)
+            return ExecutionResult(data=None, errors=[GraphQLError(
+                "The database became unavailable while saving; the change may not have been saved. Retry (intake: "
+                "with the same idempotency key).", extensions={"code": "SERVICE_UNAVAILABLE",
+                                                              "requestId": ctx.request_id})])
+        except Exception as exc:  # nothing was written: the ordinary execution files it, or reports what fails
+            log.warning("compiled filing failed (%s); answering through the resolvers", type(exc).__name__)
+            if ctx.request is not None:
+                ctx.request.scope[FAILED] = True
+            return None
+        confirmed, data, event_id, region_code = row
+        if known is not None and not confirmed:
+            forget(known.actor.id)
+            return None
+        if data is None:  # not in the actor's area, a key used before, ...: the service answers it
+            return None
+        ctx.unconfirmed = None
+        publish_committed(ctx.services, [(int(event_id), str(region_code))])
+        name = (prepared.operation.name.value if prepared.operation.name else "anonymous")[:60]
+        OPERATIONS.labels(operation=name, type="mutation", outcome="ok").inc()
+        COMPILED_FILINGS.inc()
+        LATENCY.labels(operation=name).observe(time.perf_counter() - started)
+        return ExecutionResult(data=RawJSON(data), errors=None)  # type: ignore[arg-type]
+
+    @staticmethod
+    async def _write(ctx: Context, statement: Statement) -> Any:
+        """Run a filing's statement and commit it: in the request's unit of work when authentication opened one,
+        else as a transaction of its own. Raises :class:`Unsure` when it may have committed, anything else when
+        it surely did not."""
+        bind = ctx.services.sessionmaker.kw.get("bind")
+        if ctx.unit_open() or not isinstance(bind, AsyncEngine):
+            try:
+                async with ctx.db() as session:
+                    connection = await session.connection()
+                    row = (await connection.exec_driver_sql(statement.sql, tuple(statement.params))).one()
+            except BaseException:
+                await ctx.finish(success=False)
+                raise
+            try:
+                await ctx.finish(success=True)
+            except Exception as exc:
+                if database_unavailable(exc):
+                    raise Unsure from exc
+                raise
+            return row
+        async with bind.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            try:  # outside a transaction: the statement is its own, committed when it answers
+                return await driver.fetchrow(statement.sql, *statement.params)
+            except asyncio.CancelledError:
+                await asyncio.shield(connection.invalidate())
+                raise
+            except Exception as exc:
+                lost = database_unavailable(exc) or isinstance(
+                    exc, TimeoutError | asyncpg.exceptions.OperatorInterventionError)
+                if lost or not isinstance(exc, asyncpg.PostgresError):
+                    await connection.invalidate()
+                if lost:  # the connection went away (or stopped answering) after the statement was sent
+                    raise Unsure from exc
+                raise  # refused, by PostgreSQL or before it was sent: nothing was written
 
     @staticmethod
     async def _run(ctx: Context, statement: Statement) -> Any:

@@ -214,10 +214,14 @@ class Context:
             except Exception:  # a notice that fails must not turn a committed change into an error
                 log.warning("an after-commit action failed", exc_info=True)
         if events:
-            # committed: answer now, and send the wake-up alongside (a slow broadcaster must not slow writes)
-            task = asyncio.create_task(_publish(self.services, events))
-            _publishing.add(task)
-            task.add_done_callback(_publishing.discard)
+            publish_committed(self.services, events)
+
+
+def publish_committed(services: Services, events: list[tuple[int, str]]) -> None:
+    """Send the wake-up for committed events alongside the answer (a slow broadcaster must not slow writes)."""
+    task = asyncio.create_task(_publish(services, events))
+    _publishing.add(task)
+    task.add_done_callback(_publishing.discard)
 
 
 async def abandon_unit() -> None:

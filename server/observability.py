@@ -27,6 +27,8 @@ LATENCY = Histogram("rujuk_graphql_operation_seconds", "GraphQL operation latenc
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=REGISTRY)
 COMPILED_READS = Counter("rujuk_compiled_reads_total", "Queries answered by one compiled SQL statement, and queries "
                          "the compiler handed to the resolvers", ["outcome"], registry=REGISTRY)
+COMPILED_FILINGS = Counter("rujuk_compiled_filings_total", "fileComplaint operations filed by one compiled SQL "
+                           "statement", registry=REGISTRY)
 ERRORS = Counter("rujuk_errors_total", "Errors by code (top-level GraphQL errors and mutation payload errors)",
                  ["code", "where"], registry=REGISTRY)
 WEBSOCKETS = Gauge("rujuk_websockets_open", "Open WebSocket connections", registry=REGISTRY)

@@ -127,18 +127,8 @@ async def file_complaint(
         return Filed(await get_complaint(session, actor=actor, complaint_id=claimed.earlier), replayed=True)
     household_id = data.household_id
     region_code = await household_region(session, actor=actor, household_id=household_id, field="householdId")
-    errors: list[DomainError] = []
-    try:
-        _description(data.description)
-    except ValidationFailed as exc:
-        errors += exc.errors
     now = now or dt.datetime.now(dt.UTC)
-    if data.reported_at is not None:
-        if data.reported_at.tzinfo is None:
-            errors.append(DomainError("give the report time with its UTC offset, e.g. 2026-11-23T09:30:00+07:00",
-                                      field="reportedAt", code="INVALID_TIME"))
-        elif data.reported_at > now + dt.timedelta(minutes=10) or data.reported_at < now - dt.timedelta(days=365):
-            errors.append(DomainError("the report time is not plausible", field="reportedAt", code="INVALID_TIME"))
+    errors = filing_errors(data, now=now)
     if data.member_id is not None:
         member_household = await session.scalar(select(Member.household_id).where(Member.id == data.member_id))
         if member_household != household_id:
@@ -159,19 +149,47 @@ async def file_complaint(
     elif actor.role in ASSIGNABLE_ROLES:
         assignee_id = actor.id
     days = await sla_days(session, sector=data.sector, program_id=data.program_id)
-    started = data.reported_at or now
     complaint = await _insert_filed(session, {
-        "household_id": household_id, "member_id": data.member_id, "region_code": region_code,
-        "kind": data.kind.value, "sector": data.sector.value, "program_id": data.program_id,
-        "description": data.description.strip(), "channel": data.channel.value, "priority": data.priority.value,
-        "status": S.NEW.value, "assignee_id": assignee_id, "filed_by_id": actor.id, "sla_started_at": started,
-        "sla_due_at": started + dt.timedelta(days=days), "reported_at": data.reported_at,
+        **filed_values(actor, data, region_code=region_code, assignee_id=assignee_id, days=days, now=now),
         **({} if claimed.reserved is None else {"id": claimed.reserved})})
     await append_event(session, kind=EventKind.COMPLAINT_FILED, actor=actor, region_code=complaint.region_code,
                        household_id=household_id, complaint_id=complaint.id,
-                       data={"status": S.NEW.value, "sector": complaint.sector, "priority": complaint.priority,
-                             "assigneeId": assignee_id, "version": 1})
+                       data=filed_event_data(sector=complaint.sector, priority=complaint.priority,
+                                             assignee_id=assignee_id))
     return Filed(complaint, replayed=False)
+
+
+def filing_errors(data: ComplaintData, *, now: dt.datetime) -> list[DomainError]:
+    """What is wrong with a new complaint on its face, before anything is looked up."""
+    errors: list[DomainError] = []
+    try:
+        _description(data.description)
+    except ValidationFailed as exc:
+        errors += exc.errors
+    if data.reported_at is not None:
+        if data.reported_at.tzinfo is None:
+            errors.append(DomainError("give the report time with its UTC offset, e.g. 2026-11-23T09:30:00+07:00",
+                                      field="reportedAt", code="INVALID_TIME"))
+        elif data.reported_at > now + dt.timedelta(minutes=10) or data.reported_at < now - dt.timedelta(days=365):
+            errors.append(DomainError("the report time is not plausible", field="reportedAt", code="INVALID_TIME"))
+    return errors
+
+
+def filed_values(actor: Actor, data: ComplaintData, *, region_code: str | None, assignee_id: int | None, days: int,
+                 now: dt.datetime) -> dict[str, Any]:
+    """The columns of a new complaint (``_FILED_COLUMNS``): NEW, its SLA window running from the report."""
+    started = data.reported_at or now
+    return {
+        "household_id": data.household_id, "member_id": data.member_id, "region_code": region_code,
+        "kind": data.kind.value, "sector": data.sector.value, "program_id": data.program_id,
+        "description": data.description.strip(), "channel": data.channel.value, "priority": data.priority.value,
+        "status": S.NEW.value, "assignee_id": assignee_id, "filed_by_id": actor.id, "sla_started_at": started,
+        "sla_due_at": started + dt.timedelta(days=days), "reported_at": data.reported_at}
+
+
+def filed_event_data(*, sector: str, priority: str, assignee_id: int | None) -> dict[str, Any]:
+    """The facts of a COMPLAINT_FILED event."""
+    return {"status": S.NEW.value, "sector": sector, "priority": priority, "assigneeId": assignee_id, "version": 1}
 
 
 _COMPLAINTS = Base.metadata.tables[Complaint.__tablename__]

@@ -1,0 +1,366 @@
+"""A plain ``fileComplaint`` filed by one compiled statement writes and answers exactly as the service does.
+
+Two real servers share one database seeded with the demo district: one files plain complaints with one statement
+(the default), the other runs every operation through the resolvers (``RUJUK_COMPILED_READS=0``). The same input
+is filed on both, as every role that may file, and the rows each wrote (complaint, assignment, case event, audit
+entry, idempotency key) and the answers must agree; filings the statement does not make (bad data, another
+household's member, an assignee, a replayed key, a deactivated account) must get the service's answer from both,
+and write nothing more."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from domain.crypto import PersonalDataCipher
+from domain.demo import seed_demo
+from server import db
+from server.settings import DEV_PII_KEY
+from tests.conftest import scratch_database
+from tests.support.servers import ServerProcess
+
+PASSWORD = "rujuk-demo"
+FILERS = ["fasilitator01", "puskesos1", "supervisor1", "manajer", "admin"]
+
+FILE = """
+mutation File($input: FileComplaintInput!) {
+  __typename
+  filed: fileComplaint(input: $input) {
+    __typename replayed
+    errors { __typename field message code }
+    complaint {
+      __typename id kind sector description channel priority status regionCode slaDueAt slaState decision
+      statusReason closedAt reportedAt version createdAt updatedAt ... on Node { nodeId: id }
+      household { id address rt members { id nikMasked } }
+      referrals { id status }
+    }
+  }
+}"""
+
+#: the fields the bench and the tablets ask for
+SHORT = """
+mutation($input: FileComplaintInput!) {
+  fileComplaint(input: $input) { complaint { id status slaDueAt createdAt } replayed errors { code } }
+}"""
+
+#: a selection the statement does not write: the resolvers answer it
+WITH_ASSIGNEE = """
+mutation($input: FileComplaintInput!) {
+  fileComplaint(input: $input) { complaint { id assignee { username } } errors { code } }
+}"""
+
+
+def _pk(gid: str) -> int:
+    padded = gid + "=" * (-len(gid) % 4)
+    return int(base64.urlsafe_b64decode(padded).decode().split(":")[1])
+
+
+def _gid(type_name: str, pk: int) -> str:
+    return base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("=")
+
+
+@pytest.fixture(scope="module")
+def demo_database(server_url: str) -> Iterator[str]:
+    with scratch_database(server_url, "rujuk_filing", migrated=True) as url:
+        async def seed() -> None:
+            engine = db.make_engine(url, pool_size=2)
+            await seed_demo(db.make_sessionmaker(engine), cipher=PersonalDataCipher(DEV_PII_KEY),
+                            households_count=240)
+            await engine.dispose()
+
+        asyncio.run(seed())
+        yield url
+
+
+@pytest.fixture(scope="module")
+def servers(demo_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess,
+                                                                                             ServerProcess]]:
+    logs = Path(tmp_path_factory.mktemp("filing"))
+    compiled = ServerProcess(demo_database, logs, RUJUK_COMPILED_READS="1").start()
+    resolved = ServerProcess(demo_database, logs, RUJUK_COMPILED_READS="0").start()
+    yield compiled, resolved
+    compiled.stop()
+    resolved.stop()
+    for server in (compiled, resolved):
+        assert "Traceback" not in server.log.read_text()
+
+
+@pytest.fixture
+async def conn(demo_database: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(demo_database.replace("postgresql+asyncpg://", "postgresql://"))
+    yield connection
+    await connection.close()
+
+
+class Pair:
+    """One client per server, each logged in (on its own server) as the same accounts."""
+
+    def __init__(self, compiled: httpx.AsyncClient, resolved: httpx.AsyncClient) -> None:
+        self.clients = {"compiled": compiled, "resolved": resolved}
+        self.tokens: dict[tuple[str, str], str] = {}
+
+    async def login(self, username: str) -> None:
+        query = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { accessToken } }"
+        for side, client in self.clients.items():
+            body = (await client.post("/graphql", json={"query": query,
+                                                        "variables": {"u": username, "p": PASSWORD}})).json()
+            self.tokens[side, username] = body["data"]["login"]["accessToken"]
+
+    async def post(self, side: str, who: str | None, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        headers = {"authorization": f"Bearer {self.tokens[side, who]}"} if who else {}
+        response = await self.clients[side].post("/graphql", json={"query": query, "variables": variables},
+                                                  headers=headers)
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        for error in answer.get("errors") or []:
+            error.get("extensions", {}).pop("requestId", None)
+            error["message"] = re.sub(r"reference \w+", "reference", error["message"])
+        return answer
+
+    async def household(self, who: str, *, outside: str | None = None) -> str:
+        """A household in ``who``'s area (or, with ``outside``, in ``who``'s area but not in that account's)."""
+        query = "query($after: String) { households(first: 100, after: $after) { edges { node { id } } } }"
+        found = (await self.post("resolved", who, query, {"after": None}))["data"]["households"]["edges"]
+        ids = [edge["node"]["id"] for edge in found]
+        if outside is not None:
+            theirs = (await self.post("resolved", outside, query, {"after": None}))["data"]["households"]["edges"]
+            ids = [i for i in ids if i not in {edge["node"]["id"] for edge in theirs}]
+        assert ids, who
+        return ids[-1]
+
+
+@pytest.fixture(scope="module")
+async def pair(servers: tuple[ServerProcess, ServerProcess]) -> AsyncIterator[Pair]:
+    compiled, resolved = servers
+    async with httpx.AsyncClient(base_url=compiled.http, timeout=60) as a, \
+            httpx.AsyncClient(base_url=resolved.http, timeout=60) as b:
+        p = Pair(a, b)
+        for username in [*FILERS, "fasilitator02", "fasilitator03"]:
+            await p.login(username)
+        yield p
+
+
+def _filed_count(server: ServerProcess) -> float:
+    metrics = httpx.get(f"{server.http}/metrics").text
+    found = re.search(r"^rujuk_compiled_filings_total (\S+)$", metrics, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def _input(household: str, **more: Any) -> dict[str, Any]:
+    return {"idempotencyKey": str(uuid.uuid4()), "householdId": household, "sector": "HEALTH", "kind": "COMPLAINT",
+            "channel": "FACILITATOR_VISIT", "priority": "NORMAL",
+            "description": "  Ibu menderita hipertensi, belum memiliki KIS — \"tidak sanggup\" berobat.\n", **more}
+
+
+async def _written(conn: asyncpg.Connection, complaint_id: int) -> dict[str, Any]:
+    """Everything a filing wrote, minus what differs between two filings (ids, times)."""
+    row = dict(await conn.fetchrow("SELECT * FROM complaints WHERE id = $1", complaint_id))
+    assignments = [dict(r) for r in await conn.fetch(
+        "SELECT from_staff_id, to_staff_id, by_staff_id, reason FROM assignments WHERE complaint_id = $1",
+        complaint_id)]
+    events = [dict(r) for r in await conn.fetch("SELECT * FROM case_events WHERE complaint_id = $1", complaint_id)]
+    assert len(events) == 1
+    event = events[0]
+    audits = [dict(r) for r in await conn.fetch(
+        "SELECT * FROM audit_log WHERE action = 'CHANGE' AND detail->'events' @> to_jsonb($1::bigint)", event["id"])]
+    assert len(audits) == 1
+    audit = audits[0]
+    keys = [dict(r) for r in await conn.fetch("SELECT * FROM idempotency_keys WHERE result_id = $1 AND "
+                                              "operation = 'fileComplaint'", complaint_id)]
+    # the stamp follows commit order: taken after the event's id, at or after the row was written
+    assert row["updated_at"] >= row["created_at"]
+    window = row["sla_due_at"] - row["sla_started_at"]
+    for name in ("id", "created_at", "updated_at", "sla_started_at", "sla_due_at"):
+        row.pop(name)
+    return {
+        "complaint": row, "window": window, "assignments": assignments,
+        "event": {k: v for k, v in event.items() if k not in {"id", "occurred_at", "complaint_id"}},
+        "audit": {"actor_id": audit["actor_id"], "entity_type": audit["entity_type"], "origin": audit["origin"],
+                  "entity_id": audit["entity_id"], "detail": audit["detail"].replace(str(event["id"]), "E")},
+        "keys": [{k: v for k, v in key.items() if k not in {"key", "created_at", "result_id"}} for key in keys],
+    }
+
+
+def _normalised(answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer with what differs between two filings (the new complaint's id and times) taken out."""
+    complaint = ((answer.get("data") or {}).get("filed") or {}).get("complaint")
+    if complaint:
+        for name in ("id", "nodeId", "createdAt", "updatedAt", "slaDueAt"):
+            complaint[name] = "*"
+    return answer
+
+
+@pytest.mark.parametrize("who", FILERS)
+@pytest.mark.parametrize("variant", ["plain", "reported", "no key", "short"])
+async def test_a_plain_filing_writes_and_answers_as_the_service_does(
+        pair: Pair, servers: tuple[ServerProcess, ServerProcess], conn: asyncpg.Connection, who: str,
+        variant: str) -> None:
+    household = await pair.household(who)
+    reported = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).astimezone(dt.timezone(dt.timedelta(hours=7)))
+    given = _input(household, priority="HIGH", sector="EDUCATION", kind="QUESTION", channel="HOTLINE")
+    if variant == "reported":
+        given["reportedAt"] = reported.isoformat()
+    if variant == "no key":
+        del given["idempotencyKey"]
+    query = SHORT if variant == "short" else FILE
+    before = _filed_count(servers[0])
+    answers, written = {}, {}
+    for side in ("compiled", "resolved"):
+        started = dt.datetime.now(dt.UTC)
+        answer = await pair.post(side, who, query, {"input": {**given, "idempotencyKey": str(uuid.uuid4())}
+                                                    if "idempotencyKey" in given else given})
+        root = answer["data"]["filed" if query is FILE else "fileComplaint"]
+        assert root["errors"] == [] and root["replayed"] is False, answer
+        complaint = root["complaint"]
+        complaint_id = _pk(complaint["id"])
+        stored = await conn.fetchrow("SELECT created_at, updated_at, sla_due_at FROM complaints WHERE id = $1",
+                                     complaint_id)
+        assert complaint["createdAt"] == stored["created_at"].isoformat()
+        assert complaint["slaDueAt"] == stored["sla_due_at"].isoformat()
+        assert stored["created_at"] >= started - dt.timedelta(seconds=5)
+        if side == "compiled" and query is FILE:
+            # the answer shows the row as stored (the service answers before its commit stamps it)
+            assert complaint["updatedAt"] == stored["updated_at"].isoformat()
+            assert complaint["nodeId"] == complaint["id"]
+        written[side] = await _written(conn, complaint_id)
+        answers[side] = _normalised(answer) if query is FILE else {"status": complaint["status"]}
+    assert _filed_count(servers[0]) == before + 1, "the compiled server filed it with one statement"
+    assert written["compiled"] == written["resolved"]
+    assert answers["compiled"] == answers["resolved"]
+    complaint_row = written["compiled"]["complaint"]
+    assert complaint_row["description"] == given["description"].strip()
+    if variant == "reported":
+        assert complaint_row["reported_at"] == reported
+    assert written["compiled"]["keys"] == ([] if variant == "no key" else
+                                           [{"actor_id": complaint_row["filed_by_id"], "operation": "fileComplaint",
+                                             "attempts": 1}])
+
+
+async def test_filings_the_service_makes_answer_the_same(pair: Pair, servers: tuple[ServerProcess, ServerProcess],
+                                                          conn: asyncpg.Connection) -> None:
+    who = "fasilitator01"
+    household = await pair.household(who)
+    elsewhere = await pair.household("admin", outside=who)
+    member = await conn.fetchval("SELECT id FROM members WHERE household_id = $1 LIMIT 1", _pk(household))
+    other_member = await conn.fetchval("SELECT id FROM members WHERE household_id <> $1 LIMIT 1", _pk(household))
+    program = await conn.fetchrow("SELECT id, sector FROM programs WHERE active LIMIT 1")
+    me = await conn.fetchval("SELECT id FROM staff WHERE username = $1", who)
+    now = dt.datetime.now(dt.UTC)
+    cases: list[tuple[str | None, dict[str, Any]]] = [
+        (who, _input(household, description="   ")),
+        (who, _input(household, description="x" * 4001)),
+        (who, _input(household, reportedAt=now.replace(tzinfo=None).isoformat())),
+        (who, _input(household, reportedAt=(now + dt.timedelta(days=1)).isoformat())),
+        (who, _input(household, reportedAt=(now - dt.timedelta(days=400)).isoformat())),
+        (who, _input(elsewhere)),
+        (who, _input("not-a-global-id")),
+        (who, _input(_gid("Member", member))),
+        (who, _input(_gid("Household", 10**9))),
+        (who, _input(household, idempotencyKey="k" * 101)),
+        (who, _input(household, idempotencyKey="   ")),
+        (who, _input(household, memberId=_gid("Member", other_member))),
+        (who, _input(household, memberId=_gid("Member", member))),
+        (who, _input(household, programId=_gid("Program", program["id"]),
+                     sector="FOOD" if program["sector"] != "FOOD" else "HEALTH")),
+        (who, _input(household, programId=_gid("Program", program["id"]), sector=program["sector"])),
+        (who, _input(household, assigneeId=_gid("Staff", me))),
+        (None, _input(household)),
+    ]
+    before = _filed_count(servers[0])
+    for i, (account, given) in enumerate(cases):
+        counts = []
+        answers = []
+        for side in ("compiled", "resolved"):
+            start = await conn.fetchval("SELECT count(*) FROM complaints")
+            fresh = len(given["idempotencyKey"]) == 36  # (a good key: each side files with its own)
+            answer = await pair.post(side, account, FILE, {"input": {**given, "idempotencyKey": str(uuid.uuid4())}
+                                                           if fresh else given})
+            answers.append(_normalised(answer))
+            counts.append(await conn.fetchval("SELECT count(*) FROM complaints") - start)
+        assert answers[0] == answers[1], (i, answers)
+        assert counts[0] == counts[1], (i, counts)
+    answer = await pair.post("compiled", who, WITH_ASSIGNEE, {"input": _input(household)})
+    assert answer["data"]["fileComplaint"]["complaint"]["assignee"] == {"username": who}
+    assert _filed_count(servers[0]) == before, "the service filed every one of these"
+
+
+async def test_a_replayed_key_answers_the_first_filing(pair: Pair, servers: tuple[ServerProcess, ServerProcess],
+                                                        conn: asyncpg.Connection) -> None:
+    who = "fasilitator02"
+    given = _input(await pair.household(who))
+    before = _filed_count(servers[0])
+    first = await pair.post("compiled", who, FILE, {"input": given})
+    again = [await pair.post("compiled", who, FILE, {"input": {**given, "description": "changed"}})
+             for _ in range(3)]
+    assert _filed_count(servers[0]) == before + 1
+    assert first["data"]["filed"]["replayed"] is False
+    for answer in again:
+        assert answer["data"]["filed"]["replayed"] is True
+        assert answer["data"]["filed"]["complaint"] == first["data"]["filed"]["complaint"]
+    key = await conn.fetchrow("SELECT * FROM idempotency_keys WHERE key = $1", given["idempotencyKey"])
+    assert key["attempts"] == 4 and key["result_id"] == _pk(first["data"]["filed"]["complaint"]["id"])
+
+
+async def test_concurrent_sends_of_one_key_file_once(pair: Pair, conn: asyncpg.Connection) -> None:
+    who = "fasilitator03"
+    given = _input(await pair.household(who))
+    answers = await asyncio.gather(*(pair.post("compiled", who, SHORT, {"input": given}) for _ in range(8)))
+    ids = {a["data"]["fileComplaint"]["complaint"]["id"] for a in answers}
+    assert len(ids) == 1
+    assert sorted(a["data"]["fileComplaint"]["replayed"] for a in answers) == [False] + [True] * 7
+    assert await conn.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = $1", given["idempotencyKey"]) == 1
+    assert await conn.fetchval("SELECT count(*) FROM case_events WHERE complaint_id = $1", _pk(ids.pop())) == 1
+
+
+async def test_the_filing_is_in_the_event_feed_in_commit_order(pair: Pair, conn: asyncpg.Connection) -> None:
+    who = "supervisor1"
+    changes = "query($after: String) { changes(after: $after, first: 50) { endCursor events { kind complaintId " \
+              "data } } }"
+    cursor = (await pair.post("compiled", who, changes, {"after": None}))["data"]["changes"]["endCursor"]
+    while True:  # to the end of the feed
+        page = (await pair.post("compiled", who, changes, {"after": cursor}))["data"]["changes"]
+        if not page["events"]:
+            break
+        cursor = page["endCursor"]
+    household = await pair.household(who)
+    filed = await asyncio.gather(*(pair.post("compiled", who, SHORT, {"input": _input(household)}) for _ in range(5)))
+    ids = [a["data"]["fileComplaint"]["complaint"]["id"] for a in filed]
+    page = (await pair.post("compiled", who, changes, {"after": cursor}))["data"]["changes"]
+    assert sorted(e["complaintId"] for e in page["events"]) == sorted(ids)
+    assert all(e["kind"] == "COMPLAINT_FILED" and e["data"]["status"] == "NEW" for e in page["events"])
+    # ids and stamps were taken under the event-order lock: the later event stamped its complaint later
+    rows = await conn.fetch("SELECT e.id, c.updated_at FROM case_events e JOIN complaints c ON c.id = e.complaint_id "
+                            "WHERE e.complaint_id = ANY($1::bigint[]) ORDER BY e.id", [_pk(i) for i in ids])
+    stamps = [r["updated_at"] for r in rows]
+    assert stamps == sorted(stamps)
+
+
+async def test_a_deactivated_account_files_nothing(pair: Pair, servers: tuple[ServerProcess, ServerProcess],
+                                                   conn: asyncpg.Connection) -> None:
+    who = "fasilitator02"
+    household = await pair.household(who)
+    first = await pair.post("compiled", who, SHORT, {"input": _input(household)})
+    assert first["data"]["fileComplaint"]["complaint"]  # the server now remembers the account
+    await conn.execute("UPDATE staff SET active = false WHERE username = $1", who)
+    try:
+        before = await conn.fetchval("SELECT count(*) FROM complaints")
+        filed = _filed_count(servers[0])
+        answers = [await pair.post(side, who, SHORT, {"input": _input(household)})
+                   for side in ("compiled", "resolved")]
+        assert answers[0] == answers[1]
+        assert answers[0]["data"]["fileComplaint"] == {"complaint": None, "replayed": False,
+                                                       "errors": [{"code": "UNAUTHENTICATED"}]}
+        assert await conn.fetchval("SELECT count(*) FROM complaints") == before
+        assert _filed_count(servers[0]) == filed
+    finally:
+        await conn.execute("UPDATE staff SET active = true WHERE username = $1", who)
