@@ -1,5 +1,6 @@
 """Intake: complaints filed by concurrent facilitators, through rujuk's ``fileComplaint``, PostGraphile's plain
-``createComplaint`` and, as the floor, the same rows written by asyncpg in one transaction."""
+``createComplaint`` and, as the floor, rujuk's own filing statement (:mod:`domain.complaints.at_once`) run straight
+on asyncpg: the same rows, checks and lock, with no HTTP, GraphQL or JSON answer around them."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from typing import Any
 
 import asyncpg
 
-from bench.client import Fixture, GraphQL
+from bench.client import Facilitator, Fixture, GraphQL
 from bench.load import Failed, Measured, closed_loop
-from domain.enums import SECTOR_SLA_DAYS, Sector
+from domain.actor import Actor
+from domain.complaints import at_once
+from domain.complaints.service import ComplaintData
+from domain.enums import SECTOR_SLA_DAYS, Channel, ComplaintKind, Priority, Role, Sector
 from domain.events import EVENT_ORDER_LOCK
 from schema.relay import to_global_id
 
@@ -102,13 +106,27 @@ async def write_complaint(conn: asyncpg.Connection, *, facilitator: int, househo
     return complaint, row["created_at"]
 
 
+def _actor(fac: Facilitator) -> Actor:
+    """The facilitator as rujuk's services see it (its scope: the villages of its households)."""
+    return Actor(id=fac.id, role=Role.FACILITATOR, username=fac.username,
+                 regions=tuple(sorted({code for _, code in fac.households})))
+
+
 async def floor(pool: asyncpg.Pool, fixture: Fixture, *, clients: int, duration: float,
                 warmup: float) -> Measured:
+    """``fileComplaint``'s statement for the same input, without the account check (the account is given)."""
     rng = random.Random(1)
+    actors = {fac.id: _actor(fac) for fac in fixture.facilitators}
 
     async def request(i: int) -> None:
-        fac, hid, region = fixture.household(rng, i)
+        fac, hid, _ = fixture.household(rng, i)
+        data = ComplaintData(household_id=hid, kind=ComplaintKind.COMPLAINT, sector=Sector.HEALTH,
+                             description=DESCRIPTION, channel=Channel.FACILITATOR_VISIT, priority=Priority.NORMAL)
+        filing = at_once.statement(actors[fac.id], data, idempotency_key=str(uuid.uuid4()), origin="127.0.0.1",
+                                   confirm=None)
+        assert filing is not None
         async with pool.acquire() as conn:
-            await write_complaint(conn, facilitator=fac.id, household=hid, region=region)
+            if await conn.fetchval(filing.with_ + "SELECT written.id FROM written", *filing.params) is None:
+                raise Failed("the filing statement wrote nothing")
 
     return await closed_loop(request, clients=clients, duration=duration, warmup=warmup)
