@@ -41,6 +41,8 @@ from server.settings import from_env
 RESULTS = Path(__file__).resolve().parent / "results"
 PG = "PostGraphile 5 (1 Node process)"
 SQL = "plain SQL via asyncpg"
+#: a diagnostic, not a baseline: rujuk's filing statement without the event-order lock
+UNORDERED = "its SQL without the event-order lock"
 
 
 class Run:
@@ -156,6 +158,8 @@ class Run:
         pool = await asyncpg.create_pool(plain_url(self.url), min_size=2, max_size=20)
         try:
             await self.guarded("intake", SQL, intake.floor(pool, f, clients=a.clients, **self.timing))
+            await self.guarded("intake", UNORDERED, intake.floor(pool, f, clients=a.clients, unordered=True,
+                                                                 **self.timing))
             await self.guarded("nested_page", SQL, reads.nested_floor(pool, clients=a.clients, **self.timing))
             await self.guarded("nik_lookup", SQL, reads.nik_floor(pool, f, self.cipher, clients=a.lookup_clients,
                                                                   **self.timing))
@@ -189,6 +193,7 @@ class Run:
         rate_row(f"{intake_title}, 1 worker", "intake", r1, PG)
         rate_row(f"{intake_title}, 2 workers", "intake", r2, PG)
         rate_row(f"{intake_title}, 1 worker", "intake", r1, SQL)
+        rate_row(f"{intake_title}, 1 worker", "intake", r1, UNORDERED)
         page_title = f"Nested page: 50 households + members, complaints, referrals; {a.clients} clients"
         rate_row(f"{page_title}, 1 worker", "nested_page", r1, PG)
         rate_row(f"{page_title}, 2 workers", "nested_page", r2, PG)
