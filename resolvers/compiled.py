@@ -593,6 +593,8 @@ def compile_filing(request: Request, operation: OperationDefinitionNode, *, orig
 
     mutation_type = request.schema.mutation_type
     assert mutation_type is not None
+    if not all(isinstance(node, FieldNode) for node in operation.selection_set.selections):
+        raise NotCompilable("a fragment at the root")  # (the audit entry names the root's own fields)
     roots = _collect(request, mutation_type, [operation.selection_set])
     fields = [root for root in roots if root.name != "__typename"]
     if len(fields) != 1 or fields[0].name != "fileComplaint" or len(fields[0].nodes) != 1:

@@ -165,6 +165,10 @@ class CompiledReads:
                           cache=self._nodes, query_key=(query, operation_name), confirm=confirm)
         try:
             if prepared.operation.operation is OperationType.MUTATION:
+                if sum(isinstance(d, OperationDefinitionNode) for d in prepared.document.definitions) != 1:
+                    # the audit entry names the root fields of every operation of the document (see
+                    # server.unit_of_work): one operation, or the service files it
+                    raise NotCompilable("a mutation beside other operations")
                 statement = compile_filing(request, prepared.operation, origin=ctx.origin)
             else:
                 statement = compile_(request, prepared.document, prepared.operation)
@@ -218,10 +222,11 @@ class CompiledReads:
                 ctx.request.scope[FAILED] = True
             return None
         confirmed, data, event_id, region_code = row
-        if known is not None and not confirmed:
-            forget(known.actor.id)
-            return None
-        if data is None:  # not in the actor's area, a key used before, ...: the service answers it
+        if data is None:  # not in the actor's area, a key used before, ...: the service answers it, once
+            if ctx.request is not None:
+                ctx.request.scope[FAILED] = True
+            if known is not None and not confirmed:
+                forget(known.actor.id)
             return None
         ctx.unconfirmed = None
         publish_committed(ctx.services, [(int(event_id), str(region_code))])
@@ -261,13 +266,18 @@ class CompiledReads:
                 await asyncio.shield(connection.invalidate())
                 raise
             except Exception as exc:
-                lost = database_unavailable(exc) or isinstance(
-                    exc, TimeoutError | asyncpg.exceptions.OperatorInterventionError)
-                if lost or not isinstance(exc, asyncpg.PostgresError):
-                    await connection.invalidate()
-                if lost:  # the connection went away (or stopped answering) after the statement was sent
-                    raise Unsure from exc
-                raise  # refused, by PostgreSQL or before it was sent: nothing was written
+                # refused by PostgreSQL (a cancelled statement included: it was rolled back), or an argument the
+                # driver could not encode (nothing was sent): nothing was written
+                refused = isinstance(exc, asyncpg.PostgresError | asyncpg.exceptions._base.DataError) and \
+                    not database_unavailable(exc) and (
+                        not isinstance(exc, asyncpg.exceptions.OperatorInterventionError)
+                        or isinstance(exc, asyncpg.exceptions.QueryCanceledError))
+                if refused:
+                    raise
+                # anything else after the statement went out (a lost connection, a timeout, a broken reply):
+                # PostgreSQL may have committed it
+                await connection.invalidate()
+                raise Unsure from exc
 
     @staticmethod
     async def _run(ctx: Context, statement: Statement) -> Any:

@@ -24,6 +24,7 @@ import pytest
 
 from domain.crypto import PersonalDataCipher
 from domain.demo import seed_demo
+from domain.events import EVENT_ORDER_LOCK
 from server import db
 from server.settings import DEV_PII_KEY
 from tests.conftest import scratch_database
@@ -191,6 +192,14 @@ async def _written(conn: asyncpg.Connection, complaint_id: int) -> dict[str, Any
     }
 
 
+async def _counts(conn: asyncpg.Connection) -> list[int]:
+    """The rows of every table a filing writes to."""
+    return list(await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM complaints), (SELECT count(*) FROM assignments), "
+        "(SELECT count(*) FROM case_events), (SELECT count(*) FROM audit_log), "
+        "(SELECT count(*) FROM idempotency_keys), (SELECT coalesce(sum(attempts), 0) FROM idempotency_keys)"))
+
+
 def _normalised(answer: dict[str, Any]) -> dict[str, Any]:
     """The answer with what differs between two filings (the new complaint's id and times) taken out."""
     complaint = ((answer.get("data") or {}).get("filed") or {}).get("complaint")
@@ -281,12 +290,12 @@ async def test_filings_the_service_makes_answer_the_same(pair: Pair, servers: tu
         counts = []
         answers = []
         for side in ("compiled", "resolved"):
-            start = await conn.fetchval("SELECT count(*) FROM complaints")
+            start = await _counts(conn)
             fresh = len(given["idempotencyKey"]) == 36  # (a good key: each side files with its own)
             answer = await pair.post(side, account, FILE, {"input": {**given, "idempotencyKey": str(uuid.uuid4())}
                                                            if fresh else given})
             answers.append(_normalised(answer))
-            counts.append(await conn.fetchval("SELECT count(*) FROM complaints") - start)
+            counts.append([b - a for a, b in zip(start, await _counts(conn), strict=True)])
         assert answers[0] == answers[1], (i, answers)
         assert counts[0] == counts[1], (i, counts)
     answer = await pair.post("compiled", who, WITH_ASSIGNEE, {"input": _input(household)})
@@ -364,3 +373,88 @@ async def test_a_deactivated_account_files_nothing(pair: Pair, servers: tuple[Se
         assert _filed_count(servers[0]) == filed
     finally:
         await conn.execute("UPDATE staff SET active = true WHERE username = $1", who)
+
+
+async def _waiting(conn: asyncpg.Connection, text: str) -> None:
+    """Until a backend running a statement that contains ``text`` waits for a lock."""
+    for _ in range(200):
+        if await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                               "AND position($1 in query) > 0", text):
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError("the filing never waited for the lock")
+
+
+async def test_the_stamp_and_the_event_id_are_taken_after_the_event_order_lock(
+        pair: Pair, servers: tuple[ServerProcess, ServerProcess], conn: asyncpg.Connection) -> None:
+    who = "puskesos1"
+    household = await pair.household(who)
+    await pair.post("compiled", who, SHORT, {"input": _input(household)})  # the account is remembered
+    before = _filed_count(servers[0])
+    await conn.execute("SELECT pg_advisory_lock($1)", EVENT_ORDER_LOCK)
+    try:
+        filing = asyncio.create_task(pair.post("compiled", who, SHORT, {"input": _input(household)}))
+        await _waiting(conn, "pg_advisory_xact_lock")
+        held = await conn.fetchrow("SELECT clock_timestamp() AS at, (SELECT max(id) FROM case_events) AS event")
+        await asyncio.sleep(0.05)
+        assert not filing.done()
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", EVENT_ORDER_LOCK)
+    answer = await filing
+    assert _filed_count(servers[0]) == before + 1
+    complaint_id = _pk(answer["data"]["fileComplaint"]["complaint"]["id"])
+    row = await conn.fetchrow("SELECT c.updated_at, e.id FROM complaints c JOIN case_events e ON "
+                              "e.complaint_id = c.id WHERE c.id = $1", complaint_id)
+    assert row["updated_at"] > held["at"] and row["id"] > held["event"]
+
+
+async def test_a_filing_waits_for_a_locked_household_before_the_event_order_lock(
+        pair: Pair, servers: tuple[ServerProcess, ServerProcess], demo_database: str) -> None:
+    """A household update holds the row and then takes the event-order lock to commit: a filing for that
+    household must wait for the row without holding the lock (else the two deadlock)."""
+    who = "puskesos1"
+    household = await pair.household(who)
+    await pair.post("compiled", who, SHORT, {"input": _input(household)})
+    before = _filed_count(servers[0])
+    updater = await asyncpg.connect(demo_database.replace("postgresql+asyncpg://", "postgresql://"))
+    watcher = await asyncpg.connect(demo_database.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        async with updater.transaction():
+            await updater.execute("SELECT 1 FROM households WHERE id = $1 FOR UPDATE", _pk(household))
+            filing = asyncio.create_task(pair.post("compiled", who, SHORT, {"input": _input(household)}))
+            await _waiting(watcher, "INSERT INTO idempotency_keys")
+            await updater.execute("SET LOCAL lock_timeout = '3s'")
+            await updater.execute("SELECT pg_advisory_xact_lock($1)", EVENT_ORDER_LOCK)  # granted: nobody holds it
+        answer = await filing
+    finally:
+        await updater.close()
+        await watcher.close()
+    assert answer["data"]["fileComplaint"]["errors"] == [] and answer["data"]["fileComplaint"]["complaint"]
+    assert _filed_count(servers[0]) == before + 1
+
+
+async def test_documents_the_statement_leaves_to_the_service(pair: Pair, servers: tuple[ServerProcess, ServerProcess],
+                                                             conn: asyncpg.Connection) -> None:
+    """The audit entry names the root fields of the document's operations: a fragment at the root or a second
+    operation is filed by the service, which names them as it always has."""
+    who = "fasilitator01"
+    household = await pair.household(who)
+    documents = [
+        ("mutation { ...F } fragment F on Mutation { fileComplaint(input: $input) { complaint { id } } }"
+         .replace("mutation {", "mutation($input: FileComplaintInput!) {"), None),
+        ("mutation A($input: FileComplaintInput!) { fileComplaint(input: $input) { complaint { id } } } "
+         "query B { __typename }", "A"),
+    ]
+    before = _filed_count(servers[0])
+    for document, name in documents:
+        details = []
+        for side in ("compiled", "resolved"):
+            headers = {"authorization": f"Bearer {pair.tokens[side, who]}"}
+            response = await pair.clients[side].post("/graphql", headers=headers, json={
+                "query": document, "operationName": name, "variables": {"input": _input(household)}})
+            complaint = response.json()["data"]["fileComplaint"]["complaint"]
+            event = await conn.fetchval("SELECT id FROM case_events WHERE complaint_id = $1", _pk(complaint["id"]))
+            details.append(await conn.fetchval("SELECT detail->>'operation' FROM audit_log WHERE action = 'CHANGE' "
+                                               "AND detail->'events' @> to_jsonb($1::bigint)", event))
+        assert details[0] == details[1], (document, details)
+    assert _filed_count(servers[0]) == before

@@ -7,14 +7,14 @@ complaint and its assignment, then at commit the event, its stamp and the audit 
 come from one ``INSERT`` chain of data-modifying CTEs, run as its own transaction, so PostgreSQL checks,
 writes and commits it at once:
 
-- ``who``: the account, unchanged and active (when the caller only recalled it), else nothing is written;
+- ``who``: the account (unchanged and active, when the caller only recalled it), else nothing is written;
 - ``new``: the household in the actor's area, and the next complaint id;
 - ``claimed``: the idempotency key, with that id as its result (``ON CONFLICT DO NOTHING``: a key used before
   writes nothing, and the service answers the replay);
-- ``go``: the filing, once the key is claimed, under the event-order lock (:data:`domain.events.EVENT_ORDER_LOCK`),
-  with the stamp taken after the lock is granted, as :func:`domain.events.write_events` takes it;
-- ``filed``, ``assigned``, ``written``, ``audited``: the complaint (``updated_at`` is the stamp), its first
-  assignment, the COMPLAINT_FILED event and the operation's CHANGE entry.
+- ``go``: the filing, once the key is claimed, under the event-order lock (:data:`domain.events.EVENT_ORDER_LOCK`);
+- ``filed``, ``assigned``, ``written``, ``audited``: read from ``go`` (materialised: the lock is granted before
+  they get a row), the complaint (``updated_at`` stamped then, as :func:`domain.events.write_events` stamps),
+  its first assignment, the COMPLAINT_FILED event and the operation's CHANGE entry.
 
 Every step reads the one before it, so when any check fails nothing at all is written, and the caller hands
 the request to the service, which answers it with its typed error. Only filings the service would make
@@ -78,14 +78,15 @@ def statement(actor: Actor, data: ComplaintData, *, idempotency_key: str | None,
         params.append(value)
         return f"${len(params)}::{cast}"
 
-    if confirm is None:
-        who = "SELECT 1"
-    else:
-        who = (f"SELECT 1 FROM staff WHERE staff.id = {p(confirm.staff_id, 'bigint')} AND staff.active "
-               f"AND staff.role = {p(confirm.role, 'varchar')} AND staff.username = {p(confirm.username, 'varchar')} "
-               f"AND staff.region_code IS NOT DISTINCT FROM {p(confirm.region_code, 'varchar')} "
-               f"AND staff.extra_region_codes = {p(list(confirm.extra_region_codes), 'varchar[]')}")
     actor_id = p(actor.id, "bigint")
+    who = f"SELECT 1 FROM staff WHERE staff.id = {actor_id}"
+    if confirm is not None:
+        if confirm.staff_id != actor.id:
+            return None
+        who += (f" AND staff.active AND staff.role = {p(confirm.role, 'varchar')} "
+                f"AND staff.username = {p(confirm.username, 'varchar')} "
+                f"AND staff.region_code IS NOT DISTINCT FROM {p(confirm.region_code, 'varchar')} "
+                f"AND staff.extra_region_codes = {p(list(confirm.extra_region_codes), 'varchar[]')}")
     key = p(idempotency_key, "varchar")
     columns = ("household_id", "kind", "sector", "description", "channel", "priority", "status", "assignee_id",
                "filed_by_id", "sla_started_at", "sla_due_at", "reported_at")
@@ -100,20 +101,26 @@ def statement(actor: Actor, data: ComplaintData, *, idempotency_key: str | None,
         for code in actor.regions) or "false") + ")"
     bound = {name: household if name == "household_id" else p(values[name], casts.get(name, "varchar"))
              for name in columns}
-    sql = f"""WITH who AS MATERIALIZED ({who}),
+    # the rows the new ones' foreign keys point at (the account, the household, its village) are locked FOR KEY
+    # SHARE before the event-order lock, as the service's INSERT checks them before its commit takes that lock:
+    # checked at the end of the statement, under the lock, they could wait there for a transaction that holds
+    # such a row (e.g. updateHousehold's FOR UPDATE) and waits for the lock itself
+    sql = f"""WITH who AS MATERIALIZED ({who} FOR KEY SHARE),
 new AS MATERIALIZED (
-  SELECT nextval(pg_get_serial_sequence('complaints', 'id')) AS id, households.region_code FROM households
-  WHERE households.id = {household} AND EXISTS (SELECT FROM who){scope}),
+  SELECT nextval(pg_get_serial_sequence('complaints', 'id')) AS id, households.region_code
+  FROM households JOIN regions ON regions.code = households.region_code
+  WHERE households.id = {household} AND EXISTS (SELECT FROM who){scope}
+  FOR KEY SHARE OF households, regions),
 claimed AS (
   INSERT INTO idempotency_keys (actor_id, key, operation, result_id)
   SELECT {actor_id}, {key}, '{OPERATION}', new.id FROM new WHERE {key} IS NOT NULL
   ON CONFLICT (actor_id, key) DO NOTHING RETURNING result_id),
 go AS MATERIALIZED (
-  SELECT new.id, new.region_code, pg_advisory_xact_lock({EVENT_ORDER_LOCK}) AS held, clock_timestamp() AS stamp
+  SELECT new.id, new.region_code, pg_advisory_xact_lock({EVENT_ORDER_LOCK}) AS held
   FROM new WHERE {key} IS NULL OR new.id IN (SELECT claimed.result_id FROM claimed)),
 filed AS (
   INSERT INTO complaints (id, region_code, updated_at, {", ".join(columns)})
-  SELECT go.id, go.region_code, go.stamp, {", ".join(bound[name] for name in columns)} FROM go
+  SELECT go.id, go.region_code, clock_timestamp(), {", ".join(bound[name] for name in columns)} FROM go
   RETURNING *),
 assigned AS (
   INSERT INTO assignments (complaint_id, to_staff_id, by_staff_id, reason)
