@@ -128,7 +128,7 @@ async def floor(pool: asyncpg.Pool, fixture: Fixture, *, clients: int, duration:
         data = ComplaintData(household_id=hid, kind=ComplaintKind.COMPLAINT, sector=Sector.HEALTH,
                              description=DESCRIPTION, channel=Channel.FACILITATOR_VISIT, priority=Priority.NORMAL)
         filing = at_once.statement(actors[fac.id], data, idempotency_key=str(uuid.uuid4()), origin="127.0.0.1",
-                                   confirm=None)
+                                   confirm=None, operation="fileComplaint")
         assert filing is not None and LOCK in filing.with_
         sql = filing.with_ + "SELECT written.id FROM written"
         if unordered:

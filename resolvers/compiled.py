@@ -42,6 +42,7 @@ from strawberry.types.arguments import convert_arguments
 
 from domain.actor import Actor
 from domain.base import Base
+from domain.complaints import at_once
 from domain.complaints import queries as complaints
 from domain.complaints.models import Complaint
 from domain.crypto import PersonalDataCipher
@@ -583,18 +584,21 @@ def compile_(request: Request, document: DocumentNode, operation: OperationDefin
 # --- the one compiled mutation -------------------------------------------------------------------------------
 
 
-def compile_filing(request: Request, operation: OperationDefinitionNode, *, origin: str | None) -> Statement:
+def compile_filing(request: Request, document: DocumentNode, operation: OperationDefinitionNode, *,
+                   origin: str | None) -> Statement:
     """``fileComplaint`` alone in its operation, for a plain filing (:mod:`domain.complaints.at_once`): the
     statement files it and writes the payload as the resolver would, ``replayed: false`` and no errors. Raises
     :class:`NotCompilable` for a document it does not answer, :class:`Declined` (or the input's
     :class:`DomainError`) for a filing the resolver must make."""
-    from domain.complaints import at_once
     from resolvers.complaints import complaint_data
 
     mutation_type = request.schema.mutation_type
     assert mutation_type is not None
+    # the audit entry names the root's own fields of every operation in the document (server.unit_of_work)
+    if sum(isinstance(d, OperationDefinitionNode) for d in document.definitions) != 1:
+        raise NotCompilable("a mutation beside other operations")
     if not all(isinstance(node, FieldNode) for node in operation.selection_set.selections):
-        raise NotCompilable("a fragment at the root")  # (the audit entry names the root's own fields)
+        raise NotCompilable("a fragment at the root")
     roots = _collect(request, mutation_type, [operation.selection_set])
     fields = [root for root in roots if root.name != "__typename"]
     if len(fields) != 1 or fields[0].name != "fileComplaint" or len(fields[0].nodes) != 1:
@@ -624,7 +628,7 @@ def compile_filing(request: Request, operation: OperationDefinitionNode, *, orig
     input_ = _arguments(request, mutation_type, selected)["input"]
     confirm = None if request.confirm is None else at_once.Confirm(*request.confirm)
     filing = at_once.statement(actor, complaint_data(input_), idempotency_key=input_.idempotency_key,
-                               origin=origin, confirm=confirm)
+                               origin=origin, confirm=confirm, operation=selected.name)
     if filing is None:
         raise Declined("the service files this one")
     sql = (f"{filing.with_}SELECT EXISTS (SELECT FROM who), j.data, j.event_id, j.region_code FROM (SELECT) one "

@@ -15,6 +15,7 @@ fails, and the client retries with the same idempotency key."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -128,14 +129,13 @@ class CompiledReads:
                                               known.extra_region_codes)
         actor = ctx.actor
         statement_key: Any = None
-        try:  # the same request again (a console refreshing its list, a board): the statement as built before
-            if prepared.operation.operation is OperationType.MUTATION:
-                raise TypeError("a write is built for each request")
-            statement_key = (query, operation_name, orjson.dumps(values, option=orjson.OPT_SORT_KEYS),
-                                  actor.id, actor.role, actor.regions, actor.programs, actor.sees_personal_data,
-                                  actor.key_id, confirm)
-        except TypeError:
-            statement_key = None
+        # the same read again (a console refreshing its list, a board): the statement as built before (a write is
+        # built for each request; values orjson cannot write are not keyed)
+        if prepared.operation.operation is OperationType.QUERY:
+            with contextlib.suppress(TypeError):
+                statement_key = (query, operation_name, orjson.dumps(values, option=orjson.OPT_SORT_KEYS),
+                                 actor.id, actor.role, actor.regions, actor.programs, actor.sees_personal_data,
+                                 actor.key_id, confirm)
         statement = self._statements.get(statement_key) if statement_key is not None else None
         if statement is None:
             built = self._build(ctx, prepared, key, values, confirm)
@@ -165,11 +165,7 @@ class CompiledReads:
                           cache=self._nodes, query_key=(query, operation_name), confirm=confirm)
         try:
             if prepared.operation.operation is OperationType.MUTATION:
-                if sum(isinstance(d, OperationDefinitionNode) for d in prepared.document.definitions) != 1:
-                    # the audit entry names the root fields of every operation of the document (see
-                    # server.unit_of_work): one operation, or the service files it
-                    raise NotCompilable("a mutation beside other operations")
-                statement = compile_filing(request, prepared.operation, origin=ctx.origin)
+                statement = compile_filing(request, prepared.document, prepared.operation, origin=ctx.origin)
             else:
                 statement = compile_(request, prepared.document, prepared.operation)
         except NotCompilable as exc:
@@ -243,20 +239,7 @@ class CompiledReads:
         it surely did not."""
         bind = ctx.services.sessionmaker.kw.get("bind")
         if ctx.unit_open() or not isinstance(bind, AsyncEngine):
-            try:
-                async with ctx.db() as session:
-                    connection = await session.connection()
-                    row = (await connection.exec_driver_sql(statement.sql, tuple(statement.params))).one()
-            except BaseException:
-                await ctx.finish(success=False)
-                raise
-            try:
-                await ctx.finish(success=True)
-            except Exception as exc:
-                if database_unavailable(exc):
-                    raise Unsure from exc
-                raise
-            return row
+            return await CompiledReads._in_unit(ctx, statement)
         async with bind.connect() as connection:
             driver = (await connection.get_raw_connection()).driver_connection
             assert driver is not None
@@ -266,18 +249,29 @@ class CompiledReads:
                 await asyncio.shield(connection.invalidate())
                 raise
             except Exception as exc:
-                # refused by PostgreSQL (a cancelled statement included: it was rolled back), or an argument the
-                # driver could not encode (nothing was sent): nothing was written
-                refused = isinstance(exc, asyncpg.PostgresError | asyncpg.exceptions._base.DataError) and \
-                    not database_unavailable(exc) and (
-                        not isinstance(exc, asyncpg.exceptions.OperatorInterventionError)
-                        or isinstance(exc, asyncpg.exceptions.QueryCanceledError))
-                if refused:
+                if _refused(exc):
                     raise
-                # anything else after the statement went out (a lost connection, a timeout, a broken reply):
-                # PostgreSQL may have committed it
                 await connection.invalidate()
                 raise Unsure from exc
+
+    @staticmethod
+    async def _in_unit(ctx: Context, statement: Statement) -> Any:
+        """The statement's row, run in the request's unit of work, which then commits (or, if the statement
+        failed, rolls back). A commit that lost the database raises :class:`Unsure`: it may have landed."""
+        try:
+            async with ctx.db() as session:
+                connection = await session.connection()
+                row = (await connection.exec_driver_sql(statement.sql, tuple(statement.params))).one()
+        except BaseException:
+            await ctx.finish(success=False)
+            raise
+        try:
+            await ctx.finish(success=True)
+        except Exception as exc:
+            if database_unavailable(exc):
+                raise Unsure from exc
+            raise
+        return row
 
     @staticmethod
     async def _run(ctx: Context, statement: Statement) -> Any:
@@ -286,15 +280,7 @@ class CompiledReads:
         transaction, audit rows included)."""
         bind = ctx.services.sessionmaker.kw.get("bind")
         if ctx.unit_open() or not isinstance(bind, AsyncEngine):
-            try:
-                async with ctx.db() as session:
-                    connection = await session.connection()
-                    row = (await connection.exec_driver_sql(statement.sql, tuple(statement.params))).one()
-            except BaseException:
-                await ctx.finish(success=False)
-                raise
-            await ctx.finish(success=True)
-            return row
+            return await CompiledReads._in_unit(ctx, statement)
         async with bind.connect() as connection:
             # straight to the driver: outside a transaction asyncpg's statement is its own (autocommit), and
             # the pool's rollback on return has nothing to do
@@ -309,6 +295,17 @@ class CompiledReads:
             if row is None:
                 raise LookupError("a compiled read returned no row")
             return row
+
+
+def _refused(error: Exception) -> bool:
+    """Whether a statement that failed surely wrote nothing: PostgreSQL refused it (a cancelled statement was
+    rolled back), or the driver could not encode an argument (nothing was sent). Anything else after the
+    statement went out (a lost connection, a timeout, a broken reply) may have been committed."""
+    if isinstance(error, asyncpg.exceptions.QueryCanceledError):
+        return True
+    if database_unavailable(error) or isinstance(error, asyncpg.exceptions.OperatorInterventionError):
+        return False
+    return isinstance(error, asyncpg.PostgresError | asyncpg.exceptions._base.DataError)
 
 
 class _Bounded(OrderedDict[tuple[Any, ...], Any]):

@@ -10,7 +10,6 @@ and write nothing more."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import re
 import uuid
@@ -22,13 +21,11 @@ import asyncpg
 import httpx
 import pytest
 
-from domain.crypto import PersonalDataCipher
-from domain.demo import seed_demo
 from domain.events import EVENT_ORDER_LOCK
-from server import db
-from server.settings import DEV_PII_KEY
+from schema.relay import from_global_id, to_global_id
 from tests.conftest import scratch_database
-from tests.support.servers import ServerProcess
+from tests.support.demo import seed_demo_district
+from tests.support.servers import ServerProcess, compiled_and_resolved
 
 PASSWORD = "rujuk-demo"
 FILERS = ["fasilitator01", "puskesos1", "supervisor1", "manajer", "admin"]
@@ -62,38 +59,24 @@ mutation($input: FileComplaintInput!) {
 
 
 def _pk(gid: str) -> int:
-    padded = gid + "=" * (-len(gid) % 4)
-    return int(base64.urlsafe_b64decode(padded).decode().split(":")[1])
-
-
-def _gid(type_name: str, pk: int) -> str:
-    return base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("=")
+    """The key of a global id of any type."""
+    parsed = from_global_id(gid)
+    assert parsed is not None
+    return int(parsed[1])
 
 
 @pytest.fixture(scope="module")
 def demo_database(server_url: str) -> Iterator[str]:
     with scratch_database(server_url, "rujuk_filing", migrated=True) as url:
-        async def seed() -> None:
-            engine = db.make_engine(url, pool_size=2)
-            await seed_demo(db.make_sessionmaker(engine), cipher=PersonalDataCipher(DEV_PII_KEY),
-                            households_count=240)
-            await engine.dispose()
-
-        asyncio.run(seed())
+        seed_demo_district(url, households=240)
         yield url
 
 
 @pytest.fixture(scope="module")
 def servers(demo_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess,
                                                                                              ServerProcess]]:
-    logs = Path(tmp_path_factory.mktemp("filing"))
-    compiled = ServerProcess(demo_database, logs, RUJUK_COMPILED_READS="1").start()
-    resolved = ServerProcess(demo_database, logs, RUJUK_COMPILED_READS="0").start()
-    yield compiled, resolved
-    compiled.stop()
-    resolved.stop()
-    for server in (compiled, resolved):
-        assert "Traceback" not in server.log.read_text()
+    with compiled_and_resolved(demo_database, Path(tmp_path_factory.mktemp("filing"))) as pair:
+        yield pair
 
 
 @pytest.fixture
@@ -273,16 +256,16 @@ async def test_filings_the_service_makes_answer_the_same(pair: Pair, servers: tu
         (who, _input(household, reportedAt=(now - dt.timedelta(days=400)).isoformat())),
         (who, _input(elsewhere)),
         (who, _input("not-a-global-id")),
-        (who, _input(_gid("Member", member))),
-        (who, _input(_gid("Household", 10**9))),
+        (who, _input(to_global_id("Member", member))),
+        (who, _input(to_global_id("Household", 10**9))),
         (who, _input(household, idempotencyKey="k" * 101)),
         (who, _input(household, idempotencyKey="   ")),
-        (who, _input(household, memberId=_gid("Member", other_member))),
-        (who, _input(household, memberId=_gid("Member", member))),
-        (who, _input(household, programId=_gid("Program", program["id"]),
+        (who, _input(household, memberId=to_global_id("Member", other_member))),
+        (who, _input(household, memberId=to_global_id("Member", member))),
+        (who, _input(household, programId=to_global_id("Program", program["id"]),
                      sector="FOOD" if program["sector"] != "FOOD" else "HEALTH")),
-        (who, _input(household, programId=_gid("Program", program["id"]), sector=program["sector"])),
-        (who, _input(household, assigneeId=_gid("Staff", me))),
+        (who, _input(household, programId=to_global_id("Program", program["id"]), sector=program["sector"])),
+        (who, _input(household, assigneeId=to_global_id("Staff", me))),
         (None, _input(household)),
     ]
     before = _filed_count(servers[0])

@@ -7,7 +7,6 @@ errors — while the compiling server's metrics show it really compiled them."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,11 +17,11 @@ import httpx
 import pytest
 
 from domain.crypto import PersonalDataCipher
-from domain.demo import seed_demo
 from server import db
 from server.settings import DEV_PII_KEY
 from tests.conftest import scratch_database
-from tests.support.servers import ServerProcess
+from tests.support.demo import seed_demo_district
+from tests.support.servers import ServerProcess, compiled_and_resolved
 
 PASSWORD = "rujuk-demo"
 ROLES = ["admin", "manajer", "supervisor1", "fasilitator01", "puskesos1"]
@@ -113,31 +112,18 @@ NOT_COMPILED = [
 @pytest.fixture(scope="module")
 def demo_database(server_url: str) -> Iterator[str]:
     with scratch_database(server_url, "rujuk_compiled", migrated=True) as url:
-        async def seed() -> None:
-            engine = db.make_engine(url, pool_size=2)
-            await seed_demo(db.make_sessionmaker(engine), cipher=PersonalDataCipher(DEV_PII_KEY),
-                            households_count=240)
-            # whole-second timestamps take the other branch of the ISO formatting
-            async with engine.begin() as conn:
-                await conn.exec_driver_sql("UPDATE complaints SET created_at = date_trunc('second', created_at), "
-                                           "closed_at = date_trunc('second', closed_at) WHERE id % 3 = 0")
-            await engine.dispose()
-
-        asyncio.run(seed())
+        # whole-second timestamps take the other branch of the ISO formatting
+        seed_demo_district(url, households=240,
+                           then="UPDATE complaints SET created_at = date_trunc('second', created_at), "
+                                "closed_at = date_trunc('second', closed_at) WHERE id % 3 = 0")
         yield url
 
 
 @pytest.fixture(scope="module")
 def servers(demo_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess,
                                                                                              ServerProcess]]:
-    logs = Path(tmp_path_factory.mktemp("compiled"))
-    compiled = ServerProcess(demo_database, logs, RUJUK_COMPILED_READS="1").start()
-    resolved = ServerProcess(demo_database, logs, RUJUK_COMPILED_READS="0").start()
-    yield compiled, resolved
-    compiled.stop()
-    resolved.stop()
-    for server in (compiled, resolved):
-        assert "Traceback" not in server.log.read_text()
+    with compiled_and_resolved(demo_database, Path(tmp_path_factory.mktemp("compiled"))) as pair:
+        yield pair
 
 
 class Pair:

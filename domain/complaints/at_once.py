@@ -29,12 +29,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.actor import ASSIGNABLE_ROLES, Actor, Op
-from domain.complaints.service import ComplaintData, filed_values, filing_errors
+from domain.complaints.service import FILING, ComplaintData, filed_values, filing_errors
 from domain.enums import SECTOR_SLA_DAYS
 from domain.events import EVENT_ORDER_LOCK, EventKind
 from domain.idempotency import MAX_KEY_LENGTH
 
-OPERATION = "fileComplaint"
+#: the new complaint's columns from :func:`domain.complaints.service.filed_values` (``region_code`` comes from the
+#: household's row), and the casts of their parameters that are not ``varchar``
+_COLUMNS = ("household_id", "kind", "sector", "description", "channel", "priority", "status", "assignee_id",
+            "filed_by_id", "sla_started_at", "sla_due_at", "reported_at")
+_CASTS = {"household_id": "bigint", "assignee_id": "bigint", "filed_by_id": "bigint", "sla_started_at": "timestamptz",
+          "sla_due_at": "timestamptz", "reported_at": "timestamptz", "description": "text"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +63,9 @@ class Filing:
 
 
 def statement(actor: Actor, data: ComplaintData, *, idempotency_key: str | None, origin: str | None,
-              confirm: Confirm | None, now: dt.datetime | None = None) -> Filing | None:
-    """The filing as one statement, or ``None`` when the service must file it (see the module's docstring)."""
+              confirm: Confirm | None, operation: str, now: dt.datetime | None = None) -> Filing | None:
+    """The filing as one statement, or ``None`` when the service must file it (see the module's docstring).
+    ``operation`` is what the CHANGE entry names (as :class:`domain.events.Change` does)."""
     if not actor.may(Op.FILE_COMPLAINT) or not actor.may(Op.READ) or actor.programs is not None:
         return None
     if data.member_id is not None or data.program_id is not None or data.assignee_id is not None:
@@ -88,19 +94,14 @@ def statement(actor: Actor, data: ComplaintData, *, idempotency_key: str | None,
                 f"AND staff.region_code IS NOT DISTINCT FROM {p(confirm.region_code, 'varchar')} "
                 f"AND staff.extra_region_codes = {p(list(confirm.extra_region_codes), 'varchar[]')}")
     key = p(idempotency_key, "varchar")
-    columns = ("household_id", "kind", "sector", "description", "channel", "priority", "status", "assignee_id",
-               "filed_by_id", "sla_started_at", "sla_due_at", "reported_at")
-    casts = {"household_id": "bigint", "assignee_id": "bigint", "filed_by_id": "bigint",
-             "sla_started_at": "timestamptz", "sla_due_at": "timestamptz", "reported_at": "timestamptz",
-             "description": "text"}
     household = p(values["household_id"], "bigint")
     # the actor's area, as :meth:`domain.actor.Actor.covers` reads it (parameters: one statement text per number
     # of scopes, so PostgreSQL keeps its plan)
     scope = "" if actor.regions is None else " AND (" + (" OR ".join(
         f"households.region_code = {p(code, 'varchar')} OR starts_with(households.region_code, {p(code + '.', 'text')})"
         for code in actor.regions) or "false") + ")"
-    bound = {name: household if name == "household_id" else p(values[name], casts.get(name, "varchar"))
-             for name in columns}
+    bound = {name: household if name == "household_id" else p(values[name], _CASTS.get(name, "varchar"))
+             for name in _COLUMNS}
     # the rows the new ones' foreign keys point at (the account, the household, its village) are locked FOR KEY
     # SHARE before the event-order lock, as the service's INSERT checks them before its commit takes that lock:
     # checked at the end of the statement, under the lock, they could wait there for a transaction that holds
@@ -113,14 +114,14 @@ new AS MATERIALIZED (
   FOR KEY SHARE OF households, regions),
 claimed AS (
   INSERT INTO idempotency_keys (actor_id, key, operation, result_id)
-  SELECT {actor_id}, {key}, '{OPERATION}', new.id FROM new WHERE {key} IS NOT NULL
+  SELECT {actor_id}, {key}, '{FILING}', new.id FROM new WHERE {key} IS NOT NULL
   ON CONFLICT (actor_id, key) DO NOTHING RETURNING result_id),
 go AS MATERIALIZED (
   SELECT new.id, new.region_code, pg_advisory_xact_lock({EVENT_ORDER_LOCK}) AS held
   FROM new WHERE {key} IS NULL OR new.id IN (SELECT claimed.result_id FROM claimed)),
 filed AS (
-  INSERT INTO complaints (id, region_code, updated_at, {", ".join(columns)})
-  SELECT go.id, go.region_code, clock_timestamp(), {", ".join(bound[name] for name in columns)} FROM go
+  INSERT INTO complaints (id, region_code, updated_at, {", ".join(_COLUMNS)})
+  SELECT go.id, go.region_code, clock_timestamp(), {", ".join(bound[name] for name in _COLUMNS)} FROM go
   RETURNING *),
 assigned AS (
   INSERT INTO assignments (complaint_id, to_staff_id, by_staff_id, reason)
@@ -134,7 +135,8 @@ written AS (
 audited AS (
   INSERT INTO audit_log (actor_id, action, entity_type, detail, origin)
   SELECT {actor_id}, 'CHANGE', 'Operation',
-         jsonb_build_object('operation', '{OPERATION}', 'events', jsonb_agg(written.id ORDER BY written.id)),
+         jsonb_build_object('operation', {p(operation, 'text')},
+                            'events', jsonb_agg(written.id ORDER BY written.id)),
          {p(origin, 'varchar')}
   FROM written HAVING count(*) > 0)
 """

@@ -46,6 +46,8 @@ from domain.staff.service import actor_of
 S = ComplaintStatus
 MAX_TEXT = 4000
 MAX_BULK = 500
+#: the operation a filing's idempotency keys are claimed for
+FILING = "fileComplaint"
 
 
 @dataclass(slots=True)
@@ -121,7 +123,7 @@ async def file_complaint(
     now: dt.datetime | None = None,
 ) -> Filed:
     actor.require(Op.FILE_COMPLAINT)
-    claimed = await idempotency.claim(session, actor=actor, key=idempotency_key, operation="fileComplaint",
+    claimed = await idempotency.claim(session, actor=actor, key=idempotency_key, operation=FILING,
                                       reserve=Complaint)
     if claimed.earlier is not None:
         return Filed(await get_complaint(session, actor=actor, complaint_id=claimed.earlier), replayed=True)

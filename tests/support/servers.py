@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +169,18 @@ class StreamError(Exception):
     def code(self) -> str | None:
         code: str | None = (self.errors[0].get("extensions") or {}).get("code")
         return code
+
+
+@contextlib.contextmanager
+def compiled_and_resolved(database_url: str, log_dir: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two servers on one database: one compiling what it can into single statements (the default), one running
+    everything through the resolvers (``RUJUK_COMPILED_READS=0``). Neither may log a traceback."""
+    compiled = ServerProcess(database_url, log_dir, RUJUK_COMPILED_READS="1").start()
+    resolved = ServerProcess(database_url, log_dir, RUJUK_COMPILED_READS="0").start()
+    try:
+        yield compiled, resolved
+    finally:
+        compiled.stop()
+        resolved.stop()
+    for server in (compiled, resolved):
+        assert "Traceback" not in server.log.read_text()
