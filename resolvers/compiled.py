@@ -27,12 +27,17 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLEnumType,
+    GraphQLField,
+    GraphQLInputObjectType,
     GraphQLObjectType,
+    GraphQLScalarType,
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
     get_named_type,
+    get_nullable_type,
 )
 from graphql.execution.values import VariableValues, get_argument_values
 from sqlalchemy import ClauseElement, Select, func, literal_column, select
@@ -147,8 +152,44 @@ def _arguments(request: Request, parent: GraphQLObjectType, selected: Selected) 
     definition = field_def.extensions.get("strawberry-definition")
     if definition is None:
         raise NotCompilable("not a strawberry field")
+    flat = _flat_arguments(field_def, definition, request.strawberry_schema.config.name_converter)
+    if flat is not None:
+        return {python_name: None if raw.get(name) is None else input_class(**{
+                    fields[key]: value for key, value in raw[name].items()})
+                for python_name, (name, input_class, fields) in flat.items() if name in raw}
     return dict(convert_arguments(raw, definition.arguments, scalar_registry=request.strawberry_schema
                                   .schema_converter.scalar_registry, config=request.strawberry_schema.config))
+
+
+#: per field, when every argument is an input object of scalars and enums only: for each argument (by its python
+#: name) its GraphQL name, its strawberry class and its fields' python names by GraphQL name; else ``None``
+_FLAT: dict[int, tuple[GraphQLField, dict[str, tuple[str, type, dict[str, str]]] | None]] = {}
+
+
+def _flat_arguments(field_def: GraphQLField, definition: Any,
+                    names: Any) -> dict[str, tuple[str, type, dict[str, str]]] | None:
+    """graphql-core has already coerced such arguments (enums to their members, scalars parsed): strawberry's
+    :func:`convert_arguments` would only rename their keys and build the class, and spends most of a filing's
+    Python time resolving annotations to do it; this builds them directly."""
+    known = _FLAT.get(id(field_def))
+    if known is not None and known[0] is field_def:
+        return known[1]
+    flat: dict[str, tuple[str, type, dict[str, str]]] | None = {}
+    for argument in definition.arguments:
+        name = names.get_graphql_name(argument)
+        graphql_type = get_nullable_type(field_def.args[name].type)
+        input_class = argument.type if isinstance(argument.type, type) else None
+        input_definition = getattr(input_class, "__strawberry_definition__", None)
+        if input_class is None or input_definition is None or not isinstance(graphql_type, GraphQLInputObjectType) \
+                or not all(isinstance(get_nullable_type(f.type), GraphQLScalarType | GraphQLEnumType)
+                           for f in graphql_type.fields.values()):
+            flat = None
+            break
+        assert flat is not None
+        flat[argument.python_name] = (name, input_class, {names.get_graphql_name(f): f.python_name
+                                                          for f in input_definition.fields})
+    _FLAT[id(field_def)] = (field_def, flat)
+    return flat
 
 
 # --- SQL text --------------------------------------------------------------------------------------------------
@@ -429,12 +470,13 @@ class Statement:
     """The SQL and its parameters; its first column is the data, and, when the request's account is to be
     confirmed, a second says whether the staff row still matches (the answer is void otherwise). A filing's
     statement (``writes``) answers ``(confirmed, data, event id, event region code)``: no data when it wrote
-    nothing."""
+    nothing, and ``locks`` names the rows it locks before the event-order lock."""
 
     sql: str
     params: list[Any]
     confirms: bool
     writes: bool = False
+    locks: at_once.Rows | None = None
 
 
 def _node(request: Request, entity: Entity, type_: GraphQLObjectType, selected: Selected) -> str:
@@ -634,4 +676,5 @@ def compile_filing(request: Request, document: DocumentNode, operation: Operatio
     sql = (f"{filing.with_}SELECT EXISTS (SELECT FROM who), j.data, j.event_id, j.region_code FROM (SELECT) one "
            f"LEFT JOIN (SELECT {data_sql}::text AS data, written.id AS event_id, written.region_code "
            "FROM filed AS complaints, written) j ON true")
-    return Statement(sql=sql, params=filing.params, confirms=request.confirm is not None, writes=True)
+    return Statement(sql=sql, params=filing.params, confirms=request.confirm is not None, writes=True,
+                     locks=filing.rows)

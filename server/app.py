@@ -79,7 +79,8 @@ class RujukGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = SharingTransportWSHandler
 
     def __init__(self, app_state: dict[str, Any], *, production: bool, max_subscriptions: int,
-                 init_timeout: float, allowed_origins: tuple[str, ...], compiled_reads: bool = True) -> None:
+                 init_timeout: float, allowed_origins: tuple[str, ...], compiled_reads: bool = True,
+                 filing_batch: int = 64, filing_transactions: int = 2) -> None:
         super().__init__(build_schema(production=production), graphql_ide=None if production else "graphiql",
                          allow_queries_via_get=False, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
                          multipart_uploads_enabled=False,
@@ -87,8 +88,9 @@ class RujukGraphQL(GraphQL[Context, None]):
                          allowed_origins=allowed_origins,
                          connection_init_wait_timeout=timedelta(seconds=init_timeout))
         self._state = app_state
-        self._compiled = CompiledReads(cast(Schema, self.schema), production=production) if compiled_reads \
-            else None
+        self._compiled = CompiledReads(cast(Schema, self.schema), production=production,
+                                        filing_batch=filing_batch,
+                                        filing_transactions=filing_transactions) if compiled_reads else None
 
     async def execute_operation(self, request: Request, request_adapter: Any,
                                 request_data: GraphQLRequestData | list[GraphQLRequestData], context: Context,
@@ -300,7 +302,9 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None,
     graphql = RujukGraphQL(state, production=settings.production,
                            max_subscriptions=settings.max_subscriptions_per_socket,
                            init_timeout=settings.ws_init_timeout_seconds, allowed_origins=settings.cors_origins,
-                           compiled_reads=settings.compiled_reads)
+                           compiled_reads=settings.compiled_reads,
+                           filing_batch=settings.filing_batch_size,
+                           filing_transactions=settings.filing_transactions)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")

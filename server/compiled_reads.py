@@ -8,13 +8,13 @@ failure) it hands back untouched, and the ordinary execution answers, with its e
 
 The one compiled mutation, a plain ``fileComplaint`` (:func:`resolvers.compiled.compile_filing`), is one
 statement that writes everything or nothing: when it wrote nothing (a check failed, the key was used before,
-the statement failed) the ordinary execution answers, as for a read. Only when the database went away after
+the statement failed) the ordinary execution answers, as for a read. Filings that arrive together commit
+together (:mod:`server.filing_batches`). Only when the database went away after
 the statement was sent is the outcome unknown; then the answer is ``SERVICE_UNAVAILABLE``, as when a commit
 fails, and the client retries with the same idempotency key."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -44,6 +44,7 @@ from resolvers.compiled import Declined, NotCompilable, Request, Statement, comp
 from schema.limits import MAX_COST, MAX_TOKENS, document_has_nul, has_nul, operation_cost, validation_rules
 from server.auth import forget
 from server.context import Context, publish_committed
+from server.filing_batches import FilingBatches, Unsure
 from server.observability import COMPILED_FILINGS, COMPILED_READS, LATENCY, OPERATIONS
 from server.unit_of_work import database_unavailable
 
@@ -52,10 +53,6 @@ log = logging.getLogger(__name__)
 
 #: set in a request's scope when its compiled statement failed to run: the resolvers answer it, once
 FAILED = "rujuk.compiled_read_failed"
-
-
-class Unsure(Exception):
-    """A filing's statement was sent, and the database went away before its outcome was known."""
 
 
 class RawJSON:
@@ -75,8 +72,14 @@ class Prepared:
 
 
 class CompiledReads:
-    def __init__(self, schema: Schema, *, production: bool, cache_size: int = 256) -> None:
+    def __init__(self, schema: Schema, *, production: bool, cache_size: int = 256, filing_batch: int = 64,
+                 filing_transactions: int = 2) -> None:
         self.schema = schema
+        #: filings sent in one transaction at most (group commit; 1: each alone)
+        self.filing_batch = filing_batch
+        #: such transactions in flight at once
+        self.filing_transactions = filing_transactions
+        self._filings: FilingBatches | None = None
         self.rules = [*specified_rules, *validation_rules(production=production)]
         #: parsed and validated documents (``None``: not one this path answers), by query text
         self._prepared = _Bounded(cache_size)
@@ -232,27 +235,17 @@ class CompiledReads:
         LATENCY.labels(operation=name).observe(time.perf_counter() - started)
         return ExecutionResult(data=RawJSON(data), errors=None)  # type: ignore[arg-type]
 
-    @staticmethod
-    async def _write(ctx: Context, statement: Statement) -> Any:
+    async def _write(self, ctx: Context, statement: Statement) -> Any:
         """Run a filing's statement and commit it: in the request's unit of work when authentication opened one,
-        else as a transaction of its own. Raises :class:`Unsure` when it may have committed, anything else when
-        it surely did not."""
+        else with the other filings of this process (:mod:`server.filing_batches`). Raises :class:`Unsure` when
+        it may have committed, anything else when it surely did not."""
         bind = ctx.services.sessionmaker.kw.get("bind")
         if ctx.unit_open() or not isinstance(bind, AsyncEngine):
             return await CompiledReads._in_unit(ctx, statement)
-        async with bind.connect() as connection:
-            driver = (await connection.get_raw_connection()).driver_connection
-            assert driver is not None
-            try:  # outside a transaction: the statement is its own, committed when it answers
-                return await driver.fetchrow(statement.sql, *statement.params)
-            except asyncio.CancelledError:
-                await asyncio.shield(connection.invalidate())
-                raise
-            except Exception as exc:
-                if _refused(exc):
-                    raise
-                await connection.invalidate()
-                raise Unsure from exc
+        if self._filings is None or self._filings.engine is not bind:
+            self._filings = FilingBatches(bind, size=self.filing_batch,
+                                          transactions=self.filing_transactions)
+        return await self._filings.file(statement)
 
     @staticmethod
     async def _in_unit(ctx: Context, statement: Statement) -> Any:
@@ -295,17 +288,6 @@ class CompiledReads:
             if row is None:
                 raise LookupError("a compiled read returned no row")
             return row
-
-
-def _refused(error: Exception) -> bool:
-    """Whether a statement that failed surely wrote nothing: PostgreSQL refused it (a cancelled statement was
-    rolled back), or the driver could not encode an argument (nothing was sent). Anything else after the
-    statement went out (a lost connection, a timeout, a broken reply) may have been committed."""
-    if isinstance(error, asyncpg.exceptions.QueryCanceledError):
-        return True
-    if database_unavailable(error) or isinstance(error, asyncpg.exceptions.OperatorInterventionError):
-        return False
-    return isinstance(error, asyncpg.PostgresError | asyncpg.exceptions._base.DataError)
 
 
 class _Bounded(OrderedDict[tuple[Any, ...], Any]):

@@ -75,6 +75,12 @@ class Settings:
     #: answer the hot list queries with one JSON-building SQL statement (``resolvers.compiled``); off, every
     #: query runs through the resolvers (the two give the same answers; a test compares them)
     compiled_reads: bool = True
+    #: filings (of the one-statement kind) a process commits in one transaction at most, when they arrive while
+    #: another is being written (``server.filing_batches``); 1: each is its own transaction
+    filing_batch_size: int = 64
+    #: such transactions a process has in flight at once (the next waits in PostgreSQL for the event-order lock,
+    #: ready to write as soon as the one before commits)
+    filing_transactions: int = 2
 
     @property
     def production(self) -> bool:
@@ -94,6 +100,10 @@ class Settings:
                 raise SettingsError("production needs RUJUK_SECRET_KEY: at least 32 characters, not the default")
             if self.pii_key == DEV_PII_KEY or len(self.pii_key) < 32:
                 raise SettingsError("production needs RUJUK_PII_KEY: at least 32 characters, not the default")
+        if not 1 <= self.filing_batch_size <= 1000:
+            raise SettingsError("RUJUK_FILING_BATCH_SIZE must be between 1 and 1000")
+        if not 1 <= self.filing_transactions <= self.db_pool_size:
+            raise SettingsError("RUJUK_FILING_TRANSACTIONS must be between 1 and RUJUK_DB_POOL_SIZE")
         if not 1 <= self.default_page_size <= self.max_page_size:
             raise SettingsError("RUJUK_DEFAULT_PAGE_SIZE must be between 1 and RUJUK_MAX_PAGE_SIZE")
 
@@ -129,6 +139,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         log_format=env.get("RUJUK_LOG_FORMAT", "json" if env.get("RUJUK_ENV") == "production" else "text"),
         simulator=_bool(env.get("RUJUK_SIMULATOR", "0")),
         compiled_reads=_bool(env.get("RUJUK_COMPILED_READS", "1")),
+        filing_batch_size=_int(env, "RUJUK_FILING_BATCH_SIZE", 64),
+        filing_transactions=_int(env, "RUJUK_FILING_TRANSACTIONS", 2),
         event_poll_seconds=float(env.get("RUJUK_EVENT_POLL_SECONDS", "2.0")),
         subscriber_queue_size=_int(env, "RUJUK_SUBSCRIBER_QUEUE_SIZE", 1000),
         max_subscriptions_per_socket=_int(env, "RUJUK_MAX_SUBSCRIPTIONS_PER_SOCKET", 20),

@@ -237,6 +237,12 @@ class EventHub:
     async def catch_up(self) -> int:
         """Read every event after the current position (in batches) and fan it out; returns how many."""
         async with self._read_lock:
+            if not self._listeners:  # nobody here to offer them to: only move past them
+                async with self._sessionmaker() as session:
+                    latest = await latest_event_id(session)
+                if not self._listeners:  # (one that registered meanwhile starts before them: read them for it)
+                    self.position = max(self.position, latest)
+                    return 0
             total = 0
             while True:
                 async with self._sessionmaker() as session:

@@ -441,3 +441,223 @@ async def test_documents_the_statement_leaves_to_the_service(pair: Pair, servers
                                                "AND detail->'events' @> to_jsonb($1::bigint)", event))
         assert details[0] == details[1], (document, details)
     assert _filed_count(servers[0]) == before
+
+
+# -- group commit (server.filing_batches): filings that arrive while one is being written go together --------------
+
+DESCRIBED = """
+mutation($input: FileComplaintInput!) {
+  fileComplaint(input: $input) { complaint { id description household { id } } errors { code } }
+}"""
+
+
+def _metric(server: ServerProcess, name: str) -> float:
+    found = re.search(rf"^{name} (\S+)$", httpx.get(f"{server.http}/metrics").text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+async def _queued(server: ServerProcess, count: int) -> None:
+    """Until ``count`` filings wait for the transaction in flight."""
+    for _ in range(400):
+        if _metric(server, "rujuk_filings_waiting") == count:
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"{_metric(server, 'rujuk_filings_waiting')} filings waiting, not {count}")
+
+
+#: the filing transactions a server keeps in flight (``RUJUK_FILING_TRANSACTIONS``, its default)
+IN_FLIGHT = 2
+
+
+async def _lock_waiters(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"))
+
+
+async def _occupy(pair: Pair, conn: asyncpg.Connection, who: str, household: str) -> list[asyncio.Task[Any]]:
+    """With the event-order lock held: one filing per transaction the server keeps in flight, each sent and
+    waiting in PostgreSQL for the lock; the filings sent after them wait in the server, to go together."""
+    tasks = []
+    for sent in range(1, IN_FLIGHT + 1):
+        tasks.append(asyncio.create_task(pair.post("compiled", who, SHORT, {"input": _input(household)})))
+        for _ in range(400):
+            if await _lock_waiters(conn) == sent:
+                break
+            await asyncio.sleep(0.025)
+        else:
+            raise AssertionError(f"{await _lock_waiters(conn)} filings wait for the lock, not {sent}")
+    return tasks
+
+
+async def _households(pair: Pair, who: str, count: int) -> list[str]:
+    """``count`` households in ``who``'s area, after a filing that makes the compiled server remember the account
+    (a request that authenticates it first runs in its own unit of work, not with the others)."""
+    query = "query { households(first: 100) { edges { node { id } } } }"
+    edges = (await pair.post("resolved", who, query, {}))["data"]["households"]["edges"]
+    assert len(edges) >= count
+    await pair.post("compiled", who, SHORT, {"input": _input(edges[0]["node"]["id"])})
+    return [edge["node"]["id"] for edge in edges[:count]]
+
+
+class _Held:
+    """The event-order lock, held by a connection of the test's while the server's filings queue behind it."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def __aenter__(self) -> _Held:
+        await self.conn.execute("SELECT pg_advisory_lock($1)", EVENT_ORDER_LOCK)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.conn.execute("SELECT pg_advisory_unlock($1)", EVENT_ORDER_LOCK)
+
+
+async def _transactions(conn: asyncpg.Connection, complaint_ids: list[int]) -> dict[int, str]:
+    """The transaction that wrote each complaint's event."""
+    rows = await conn.fetch("SELECT complaint_id, xmin::text AS tx FROM case_events WHERE complaint_id = ANY($1)",
+                            complaint_ids)
+    return {r["complaint_id"]: r["tx"] for r in rows}
+
+
+async def test_filings_that_arrive_while_one_is_written_commit_together(
+        pair: Pair, servers: tuple[ServerProcess, ServerProcess], conn: asyncpg.Connection) -> None:
+    """The first filing waits for the lock; ten more, from four accounts and with two documents, queue behind it
+    and commit in one transaction, each with its own rows and its own answer."""
+    accounts = ["fasilitator01", "fasilitator02", "puskesos1", "supervisor1"]
+    places = {who: await _households(pair, who, 3) for who in accounts}
+    filed = _filed_count(servers[0])
+    async with _Held(conn):
+        first = await _occupy(pair, conn, "puskesos1", places["puskesos1"][0])
+        sent = []
+        for i in range(10):
+            who = accounts[i % len(accounts)]
+            given = _input(places[who][i % 3], description=f"Keluhan nomor {i}: anak belum menerima PIP.")
+            sent.append((who, given, asyncio.create_task(pair.post("compiled", who, DESCRIBED if i % 2 else SHORT,
+                                                                   {"input": given}))))
+        await _queued(servers[0], 10)
+    ids = []
+    for i, (who, given, task) in enumerate(sent):
+        answer = (await task)["data"]["fileComplaint"]
+        assert answer["errors"] == [] and answer["complaint"], answer
+        if i % 2:  # each request got its own filing's payload
+            assert answer["complaint"]["description"] == given["description"]
+            assert answer["complaint"]["household"]["id"] == given["householdId"]
+        row = await conn.fetchrow("SELECT c.id, c.description, c.household_id, s.username FROM complaints c "
+                                  "JOIN staff s ON s.id = c.filed_by_id WHERE c.id = $1",
+                                  _pk(answer["complaint"]["id"]))
+        assert (row["description"], row["household_id"], row["username"]) == (
+            given["description"], _pk(given["householdId"]), who)
+        ids.append(row["id"])
+    before = [_pk((await task)["data"]["fileComplaint"]["complaint"]["id"]) for task in first]
+    assert _filed_count(servers[0]) == filed + IN_FLIGHT + 10
+    together = await _transactions(conn, ids)
+    assert len(together) == 10 and len(set(together.values())) == 1
+    assert not set((await _transactions(conn, before)).values()) & set(together.values())
+    # one event, one CHANGE entry and one key per filing; ids and stamps in order, after the first filing's
+    rows = await conn.fetch("SELECT e.id, c.updated_at, (SELECT count(*) FROM audit_log a WHERE a.action = 'CHANGE' "
+                            "AND a.detail->'events' = jsonb_build_array(e.id)) AS audited, "
+                            "(SELECT count(*) FROM idempotency_keys k WHERE k.result_id = c.id) AS keys "
+                            "FROM case_events e JOIN complaints c ON c.id = e.complaint_id "
+                            "WHERE e.complaint_id = ANY($1) ORDER BY e.id", ids)
+    assert [r["audited"] for r in rows] == [1] * 10 and [r["keys"] for r in rows] == [1] * 10
+    assert [r["updated_at"] for r in rows] == sorted(r["updated_at"] for r in rows)
+
+
+async def test_a_transaction_postgresql_refuses_is_sent_again_filing_by_filing(
+        pair: Pair, servers: tuple[ServerProcess, ServerProcess], conn: asyncpg.Connection) -> None:
+    """PostgreSQL refuses one filing of a transaction, once (a trigger of the test's): nothing of the transaction
+    was written, so each filing is sent again alone, and every one lands, once."""
+    who = "fasilitator01"
+    households = await _households(pair, who, 4)
+    await conn.execute("""
+        CREATE SEQUENCE refuse_test_filing_once;
+        CREATE FUNCTION refuse_test_filing() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF nextval('refuse_test_filing_once') = 1 THEN RAISE EXCEPTION 'refused by the test'; END IF;
+              RETURN NEW; END $$;
+        CREATE TRIGGER refuse_test_filing BEFORE INSERT ON complaints FOR EACH ROW
+        WHEN (NEW.description = 'Ditolak sekali oleh basis data.') EXECUTE FUNCTION refuse_test_filing();""")
+    try:
+        async with _Held(conn):
+            first = await _occupy(pair, conn, who, households[0])
+            given = [*(_input(h) for h in households[:2]),
+                     _input(households[1], description="Ditolak sekali oleh basis data."),
+                     *(_input(h) for h in households[2:])]
+            tasks = [asyncio.create_task(pair.post("compiled", who, SHORT, {"input": g})) for g in given]
+            await _queued(servers[0], 5)
+        await asyncio.gather(*first)
+        answers = [await task for task in tasks]
+        assert await conn.fetchval("SELECT last_value FROM refuse_test_filing_once") == 2  # refused, then filed
+    finally:
+        await conn.execute("DROP TRIGGER refuse_test_filing ON complaints; DROP FUNCTION refuse_test_filing(); "
+                           "DROP SEQUENCE refuse_test_filing_once")
+    assert all(a["data"]["fileComplaint"]["errors"] == [] for a in answers)
+    ids = [_pk(a["data"]["fileComplaint"]["complaint"]["id"]) for a in answers]
+    assert len(set((await _transactions(conn, ids)).values())) == 5  # each alone
+    keys = [g["idempotencyKey"] for g in given]
+    assert await conn.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = ANY($1)", keys) == 5
+    assert await conn.fetchval("SELECT count(*) FROM case_events WHERE complaint_id = ANY($1)", ids) == 5
+
+
+async def test_a_batch_locks_its_rows_before_the_event_order_lock(
+        pair: Pair, servers: tuple[ServerProcess, ServerProcess], demo_database: str,
+        conn: asyncpg.Connection) -> None:
+    """A household update holds its row and then takes the event-order lock to commit. The second filing of a
+    transaction is for that household: the transaction must wait for the row before its first filing takes the
+    lock, else the two deadlock (PostgreSQL would break it by failing one)."""
+    who = "puskesos1"
+    households = await _households(pair, who, 3)
+    updater = await asyncpg.connect(demo_database.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        async with updater.transaction():
+            await updater.execute("SELECT 1 FROM households WHERE id = $1 FOR UPDATE", _pk(households[2]))
+            async with _Held(conn):
+                first = await _occupy(pair, conn, who, households[0])
+                # (sorted by the statement's text, then sent in order: the same document keeps them in order)
+                tasks = [asyncio.create_task(pair.post("compiled", who, SHORT, {"input": _input(h)}))
+                         for h in households[1:]]
+                await _queued(servers[0], 2)
+            await asyncio.gather(*first)
+            await _waiting(conn, "FOR KEY SHARE")  # (the batch: for the row, not for the lock)
+            await updater.execute("SET LOCAL lock_timeout = '3s'")
+            await updater.execute("SELECT pg_advisory_xact_lock($1)", EVENT_ORDER_LOCK)  # granted: nobody holds it
+        answers = [await task for task in tasks]
+    finally:
+        await updater.close()
+    ids = [_pk(a["data"]["fileComplaint"]["complaint"]["id"]) for a in answers]
+    assert len(set((await _transactions(conn, ids)).values())) == 1  # together, not failed and sent again alone
+
+
+async def test_a_batch_the_database_lost_is_reported_unsure_and_can_be_sent_again(
+        pair: Pair, servers: tuple[ServerProcess, ServerProcess], demo_database: str,
+        conn: asyncpg.Connection) -> None:
+    who = "fasilitator02"
+    households = await _households(pair, who, 3)
+    other = await asyncpg.connect(demo_database.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        async with _Held(conn):
+            first = await _occupy(pair, conn, who, households[0])
+            given = [_input(h) for h in households[1:]]
+            tasks = [asyncio.create_task(pair.post("compiled", who, SHORT, {"input": g})) for g in given]
+            await _queued(servers[0], 2)
+            # the next holder of the lock, after the filings in flight: the batch will wait for it
+            taken = asyncio.create_task(other.execute("SELECT pg_advisory_lock($1)", EVENT_ORDER_LOCK))
+            for _ in range(200):
+                if await _lock_waiters(conn) == IN_FLIGHT + 1:
+                    break
+                await asyncio.sleep(0.025)
+        await asyncio.gather(*first)
+        await taken
+        await _waiting(conn, "INSERT INTO idempotency_keys")
+        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                           "AND position('INSERT INTO idempotency_keys' in query) > 0")
+        answers = [await task for task in tasks]
+    finally:
+        await other.close()
+    for answer in answers:
+        assert answer["data"] is None
+        assert answer["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+        assert "may not have been saved" in answer["errors"][0]["message"]
+    keys = [g["idempotencyKey"] for g in given]
+    assert await conn.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = ANY($1)", keys) == 0
+    again = [await pair.post("compiled", who, SHORT, {"input": g}) for g in given]
+    assert all(a["data"]["fileComplaint"]["complaint"] and not a["data"]["fileComplaint"]["replayed"] for a in again)

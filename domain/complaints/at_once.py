@@ -54,12 +54,23 @@ class Confirm:
 
 
 @dataclass(frozen=True, slots=True)
+class Rows:
+    """The rows a filing locks before the event-order lock: the account's and the household's (``FOR KEY SHARE``)
+    and, when it has one, its idempotency key's (by inserting it)."""
+
+    staff_id: int
+    household_id: int
+    key: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Filing:
     """``WITH`` and its CTEs (``filed`` is the new complaint's row, ``written`` its event's id and region code,
-    ``who`` one row when the account was confirmed), and the values of its ``$n`` parameters."""
+    ``who`` one row when the account was confirmed), the values of its ``$n`` parameters, and the rows it locks."""
 
     with_: str
     params: list[Any]
+    rows: Rows
 
 
 def statement(actor: Actor, data: ComplaintData, *, idempotency_key: str | None, origin: str | None,
@@ -140,4 +151,4 @@ audited AS (
          {p(origin, 'varchar')}
   FROM written HAVING count(*) > 0)
 """
-    return Filing(with_=sql, params=params)
+    return Filing(with_=sql, params=params, rows=Rows(actor.id, data.household_id, idempotency_key))

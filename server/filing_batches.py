@@ -1,0 +1,203 @@
+"""Group commit for one-statement filings (:func:`resolvers.compiled.compile_filing`).
+
+Every filing writes its case event under the event-order lock (:data:`domain.events.EVENT_ORDER_LOCK`), held until
+its transaction has committed, WAL flush included: that is what keeps event ids and ``updatedAt`` stamps in commit
+order, which ``changes`` cursors and ``updatedAfter`` pulls rely on. It also means filings commit one at a time,
+each paying a flush while the others wait for the lock. So a process sends the filings that arrive while one is in
+the database together, as one transaction: one lock, one commit and one flush for all of them, each filing still
+its own statement, with its own checks, rows, event and audit entry.
+
+- A filing that finds nothing in flight is sent at once, alone, as its own transaction (no waiting at low load).
+- The others wait for the transaction in flight and go together in the next one (at most ``size``): its first
+  statement locks the accounts' and households' rows ``FOR KEY SHARE`` (as each filing does before the lock, so a
+  transaction holding such a row and waiting for the lock cannot deadlock with the batch), then every filing's
+  statement runs in one pipelined round trip, then one ``COMMIT``.
+- A filing that wrote nothing (a check failed, its key was used before, even by an earlier filing of the same
+  batch) is answered by the service, as when it runs alone.
+- When PostgreSQL refuses the transaction (a deadlock it broke, a value it rejected), nothing of it was written:
+  each filing is sent again alone, so one bad filing fails only itself. When the database went away after the
+  transaction was sent, every filing in it is :class:`Unsure`, as a single one would be.
+- A filing whose request was cancelled before its batch left is not sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from resolvers.compiled import Statement
+from server.observability import FILING_BATCHES, FILINGS_WAITING
+from server.unit_of_work import database_unavailable
+
+log = logging.getLogger(__name__)
+
+#: the rows the batch's filings lock ``FOR KEY SHARE`` (in id order) before the first of them takes the event-order
+#: lock: the accounts, the households and their villages
+LOCK_ROWS = """SELECT
+  (SELECT count(*) FROM (SELECT FROM staff WHERE staff.id = ANY($1::bigint[]) ORDER BY staff.id FOR KEY SHARE) s),
+  (SELECT count(*) FROM (SELECT FROM households JOIN regions ON regions.code = households.region_code
+                         WHERE households.id = ANY($2::bigint[]) ORDER BY households.id
+                         FOR KEY SHARE OF households, regions) h)"""
+
+
+class Unsure(Exception):
+    """A filing's statement was sent, and the database went away before its outcome was known."""
+
+
+def refused(error: BaseException) -> bool:
+    """Whether a statement that failed surely wrote nothing: PostgreSQL refused it (a cancelled statement was
+    rolled back), or the driver could not encode an argument (nothing was sent). Anything else after the
+    statement went out (a lost connection, a timeout, a broken reply) may have been committed."""
+    if isinstance(error, asyncpg.exceptions.QueryCanceledError):
+        return True
+    if not isinstance(error, Exception) or database_unavailable(error) \
+            or isinstance(error, asyncpg.exceptions.OperatorInterventionError):
+        return False
+    return isinstance(error, asyncpg.PostgresError | asyncpg.exceptions._base.DataError)
+
+
+@dataclass(slots=True)
+class _Filing:
+    statement: Statement
+    answer: asyncio.Future[Any]
+
+
+class FilingBatches:
+    """The filings of one process, sent to ``engine`` in at most ``transactions`` transactions at a time, each of
+    at most ``size`` filings (see the module's docstring)."""
+
+    def __init__(self, engine: AsyncEngine, *, size: int, transactions: int = 2) -> None:
+        self.engine = engine
+        self.size = max(1, size)
+        self.transactions = max(1, transactions)
+        self._waiting: deque[_Filing] = deque()
+        self._senders: set[asyncio.Task[None]] = set()
+        #: the idempotency keys of the filings in flight, by account: a filing with one of them waits for that
+        #: transaction to end (beside it, the two could deadlock: each would wait for the other's key or lock)
+        self._keys: set[tuple[int, str]] = set()
+
+    async def file(self, statement: Statement) -> Any:
+        """The statement's row once its transaction has committed. Raises :class:`Unsure` when it may have
+        committed and the database went away, anything else when it surely wrote nothing."""
+        assert statement.writes and statement.locks is not None
+        filing = _Filing(statement, asyncio.get_running_loop().create_future())
+        self._waiting.append(filing)
+        FILINGS_WAITING.inc()
+        if len(self._senders) < self.transactions:
+            sender = asyncio.create_task(self._send())
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
+        return await filing.answer
+
+    def _next(self) -> list[_Filing]:
+        """The next transaction's filings, in the order they came: none whose key is in flight in another."""
+        batch: list[_Filing] = []
+        held: list[_Filing] = []
+        while self._waiting and len(batch) < self.size:
+            filing = self._waiting.popleft()
+            rows = filing.statement.locks
+            assert rows is not None
+            if rows.key is not None and (rows.staff_id, rows.key) in self._keys:
+                held.append(filing)
+                continue
+            FILINGS_WAITING.dec()
+            if not filing.answer.done():  # (cancelled while it waited: not sent)
+                batch.append(filing)
+        self._waiting.extendleft(reversed(held))
+        return batch
+
+    async def _send(self) -> None:
+        while batch := self._next():
+            keys = {(f.statement.locks.staff_id, f.statement.locks.key) for f in batch
+                    if f.statement.locks is not None and f.statement.locks.key is not None}
+            self._keys |= keys
+            try:
+                if len(batch) == 1:
+                    await self._alone(batch[0])
+                else:
+                    await self._together(batch)
+            except BaseException as exc:  # (cancelled at shutdown): no filing is left without an answer
+                for filing in batch:
+                    _settle(filing, error=exc if isinstance(exc, Exception) else Unsure())
+                if not isinstance(exc, Exception):
+                    for filing in self._waiting:
+                        _settle(filing, error=Unsure())
+                    FILINGS_WAITING.dec(len(self._waiting))
+                    self._waiting.clear()
+                    raise
+            finally:
+                self._keys -= keys
+
+    async def _alone(self, filing: _Filing) -> None:
+        """One filing as its own transaction (the statement outside a transaction: committed when it answers)."""
+        async with self.engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            try:
+                row = await driver.fetchrow(filing.statement.sql, *filing.statement.params)
+            except asyncio.CancelledError:
+                await asyncio.shield(connection.invalidate())
+                raise
+            except Exception as exc:
+                if not refused(exc):
+                    await connection.invalidate()
+                    exc = Unsure()
+                _settle(filing, error=exc)
+                return
+        FILING_BATCHES.observe(1)
+        _settle(filing, row=row)
+
+    async def _together(self, batch: list[_Filing]) -> None:
+        staff = sorted({f.statement.locks.staff_id for f in batch if f.statement.locks})
+        households = sorted({f.statement.locks.household_id for f in batch if f.statement.locks})
+        groups = [(sql, list(members)) for sql, members in
+                  itertools.groupby(sorted(batch, key=lambda f: f.statement.sql), key=lambda f: f.statement.sql)]
+        rows: list[tuple[_Filing, Any]] = []
+        alone = False
+        async with self.engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            try:
+                async with driver.transaction():
+                    await driver.execute(LOCK_ROWS, staff, households)
+                    for sql, members in groups:
+                        answered = await driver.fetchmany(sql, [m.statement.params for m in members])
+                        if len(answered) != len(members):
+                            raise LookupError(f"{len(answered)} rows for {len(members)} filings")
+                        rows.extend(zip(members, answered, strict=True))
+            except asyncio.CancelledError:
+                await asyncio.shield(connection.invalidate())
+                raise
+            except Exception as exc:
+                if not refused(exc) and not isinstance(exc, LookupError):
+                    await connection.invalidate()
+                    log.warning("filings: database unavailable after %d were sent (%s)", len(batch),
+                                type(exc).__name__)
+                    for filing in batch:
+                        _settle(filing, error=Unsure())
+                    return
+                log.warning("filings: PostgreSQL refused a transaction of %d (%s); sending each alone", len(batch),
+                            type(exc).__name__)
+                alone = True
+        if alone:
+            await asyncio.gather(*(self._alone(filing) for filing in batch))
+            return
+        FILING_BATCHES.observe(len(batch))
+        for filing, row in rows:
+            _settle(filing, row=row)
+
+
+def _settle(filing: _Filing, *, row: Any = None, error: BaseException | None = None) -> None:
+    if filing.answer.done():  # the request went away: its filing stands, nobody is told
+        return
+    if error is not None:
+        filing.answer.set_exception(error)
+    else:
+        filing.answer.set_result(row)
