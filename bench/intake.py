@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.client import Facilitator, Fixture, GraphQL
 from bench.load import Failed, Measured, closed_loop
@@ -19,7 +20,10 @@ from domain.complaints import at_once
 from domain.complaints.service import ComplaintData
 from domain.enums import SECTOR_SLA_DAYS, Channel, ComplaintKind, Priority, Role, Sector
 from domain.events import EVENT_ORDER_LOCK
+from resolvers.compiled import Statement
 from schema.relay import to_global_id
+from server.filing_batches import FilingBatches
+from server.settings import Settings
 
 DESCRIPTION = "Ibu menderita hipertensi, belum memiliki KIS/PBI-JK dan tidak sanggup berobat rutin ke puskesmas."
 SLA = dt.timedelta(days=SECTOR_SLA_DAYS[Sector.HEALTH])
@@ -115,21 +119,50 @@ def _actor(fac: Facilitator) -> Actor:
 LOCK = f"pg_advisory_xact_lock({EVENT_ORDER_LOCK})"
 
 
+def _given(fixture: Fixture, actors: dict[int, Actor], rng: random.Random, i: int) -> at_once.Given:
+    fac, hid, _ = fixture.household(rng, i)
+    data = ComplaintData(household_id=hid, kind=ComplaintKind.COMPLAINT, sector=Sector.HEALTH,
+                         description=DESCRIPTION, channel=Channel.FACILITATOR_VISIT, priority=Priority.NORMAL)
+    given = at_once.given(actors[fac.id], data, idempotency_key=str(uuid.uuid4()), origin="127.0.0.1",
+                          confirm=None, operation="fileComplaint")
+    assert given is not None
+    return given
+
+
+async def grouped_floor(database_url: str, fixture: Fixture, *, clients: int, duration: float,
+                        warmup: float) -> Measured:
+    """The floor: ``fileComplaint``'s statements for the same input, grouped into transactions as rujuk groups
+    them (:mod:`server.filing_batches`, its defaults), straight on asyncpg (through SQLAlchemy's pool, pool of
+    20 like one rujuk worker), without the account check, HTTP, GraphQL or the JSON answer."""
+    rng = random.Random(1)
+    actors = {fac.id: _actor(fac) for fac in fixture.facilitators}
+    engine = create_async_engine(database_url.replace("postgresql://", "postgresql+asyncpg://", 1), pool_size=20)
+    batches = FilingBatches(engine, size=Settings().filing_batch_size, transactions=Settings().filing_transactions)
+
+    async def request(i: int) -> None:
+        statement = Statement(sql="", params=[], confirms=False, writes=True, filing=_given(fixture, actors, rng, i),
+                              payload="json_build_object('id', complaints.id)")
+        if (await batches.file(statement))[2] is None:
+            raise Failed("the filing statement wrote nothing")
+
+    try:
+        return await closed_loop(request, clients=clients, duration=duration, warmup=warmup)
+    finally:
+        await engine.dispose()
+
+
 async def floor(pool: asyncpg.Pool, fixture: Fixture, *, clients: int, duration: float, warmup: float,
                 unordered: bool = False) -> Measured:
-    """``fileComplaint``'s statement for the same input, without the account check (the account is given).
-    ``unordered``: also without the event-order lock, to measure what the commit-order guarantee costs (event ids
+    """``fileComplaint``'s statement for the same input, each filing its own transaction, without the account
+    check (the account is given): how rujuk filed before it grouped filings. ``unordered``: also without the
+    event-order lock, to measure what the commit-order guarantee costs when each filing commits alone (event ids
     and stamps could then commit out of order: never what rujuk runs)."""
     rng = random.Random(1)
     actors = {fac.id: _actor(fac) for fac in fixture.facilitators}
 
     async def request(i: int) -> None:
-        fac, hid, _ = fixture.household(rng, i)
-        data = ComplaintData(household_id=hid, kind=ComplaintKind.COMPLAINT, sector=Sector.HEALTH,
-                             description=DESCRIPTION, channel=Channel.FACILITATOR_VISIT, priority=Priority.NORMAL)
-        filing = at_once.statement(actors[fac.id], data, idempotency_key=str(uuid.uuid4()), origin="127.0.0.1",
-                                   confirm=None, operation="fileComplaint")
-        assert filing is not None and LOCK in filing.with_
+        filing = at_once.together([_given(fixture, actors, rng, i)])
+        assert LOCK in filing.with_
         sql = filing.with_ + "SELECT written.id FROM written"
         if unordered:
             sql = sql.replace(LOCK, "NULL::void")

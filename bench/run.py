@@ -41,8 +41,10 @@ from server.settings import from_env
 RESULTS = Path(__file__).resolve().parent / "results"
 PG = "PostGraphile 5 (1 Node process)"
 SQL = "plain SQL via asyncpg"
-#: a diagnostic, not a baseline: rujuk's filing statement without the event-order lock
-UNORDERED = "its SQL without the event-order lock"
+#: diagnostics, not baselines: rujuk's filing statement with each filing its own transaction (as rujuk filed before
+#: it grouped them), and that without the event-order lock
+ALONE = "its SQL, one filing per transaction"
+UNORDERED = "its SQL, one filing per transaction, without the event-order lock"
 
 
 class Run:
@@ -157,7 +159,9 @@ class Run:
         say("plain SQL floors (asyncpg, pool of 20 like one rujuk worker)")
         pool = await asyncpg.create_pool(plain_url(self.url), min_size=2, max_size=20)
         try:
-            await self.guarded("intake", SQL, intake.floor(pool, f, clients=a.clients, **self.timing))
+            await self.guarded("intake", SQL, intake.grouped_floor(plain_url(self.url), f, clients=a.clients,
+                                                                   **self.timing))
+            await self.guarded("intake", ALONE, intake.floor(pool, f, clients=a.clients, **self.timing))
             await self.guarded("intake", UNORDERED, intake.floor(pool, f, clients=a.clients, unordered=True,
                                                                  **self.timing))
             await self.guarded("nested_page", SQL, reads.nested_floor(pool, clients=a.clients, **self.timing))
@@ -193,6 +197,7 @@ class Run:
         rate_row(f"{intake_title}, 1 worker", "intake", r1, PG)
         rate_row(f"{intake_title}, 2 workers", "intake", r2, PG)
         rate_row(f"{intake_title}, 1 worker", "intake", r1, SQL)
+        rate_row(f"{intake_title}, 1 worker", "intake", r1, ALONE)
         rate_row(f"{intake_title}, 1 worker", "intake", r1, UNORDERED)
         page_title = f"Nested page: 50 households + members, complaints, referrals; {a.clients} clients"
         rate_row(f"{page_title}, 1 worker", "nested_page", r1, PG)

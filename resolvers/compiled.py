@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -469,14 +469,28 @@ STAFF = Entity("Staff", "w", {
 class Statement:
     """The SQL and its parameters; its first column is the data, and, when the request's account is to be
     confirmed, a second says whether the staff row still matches (the answer is void otherwise). A filing's
-    statement (``writes``) answers ``(confirmed, data, event id, event region code)``: no data when it wrote
-    nothing, and ``locks`` names the rows it locks before the event-order lock."""
+    statement (``writes``) has no SQL of its own: ``filing`` is its values and ``payload`` the JSON it answers
+    with, and :func:`filings` writes it, alone or with others that answer with the same."""
 
     sql: str
     params: list[Any]
     confirms: bool
     writes: bool = False
-    locks: at_once.Rows | None = None
+    filing: at_once.Given | None = None
+    payload: str = ""
+
+
+def filings(statements: Sequence[Statement]) -> tuple[str, list[Any]]:
+    """Filing statements of the same ``payload`` as one, answering a row for each, in their order:
+    ``(place, confirmed, data, event id, event region code)``."""
+    given = [s.filing for s in statements if s.filing is not None]
+    assert len(given) == len(statements) and len({s.payload for s in statements}) == 1
+    filing = at_once.together(given)
+    return (f"{filing.with_}SELECT given.ord, EXISTS (SELECT FROM who WHERE who.ord = given.ord), j.data, j.event_id, "
+            f"j.region_code FROM given LEFT JOIN (SELECT go.ord, {statements[0].payload}::text AS data, "
+            "written.id AS event_id, written.region_code FROM filed AS complaints JOIN go ON go.id = complaints.id "
+            "JOIN written ON written.complaint_id = complaints.id) j ON j.ord = given.ord ORDER BY given.ord",
+            filing.params)
 
 
 def _node(request: Request, entity: Entity, type_: GraphQLObjectType, selected: Selected) -> str:
@@ -669,12 +683,10 @@ def compile_filing(request: Request, document: DocumentNode, operation: Operatio
         request.cache[key] = data_sql
     input_ = _arguments(request, mutation_type, selected)["input"]
     confirm = None if request.confirm is None else at_once.Confirm(*request.confirm)
-    filing = at_once.statement(actor, complaint_data(input_), idempotency_key=input_.idempotency_key,
-                               origin=origin, confirm=confirm, operation=selected.name)
+    filing = at_once.given(actor, complaint_data(input_), idempotency_key=input_.idempotency_key,
+                           origin=origin, confirm=confirm, operation=selected.name)
     if filing is None:
         raise Declined("the service files this one")
-    sql = (f"{filing.with_}SELECT EXISTS (SELECT FROM who), j.data, j.event_id, j.region_code FROM (SELECT) one "
-           f"LEFT JOIN (SELECT {data_sql}::text AS data, written.id AS event_id, written.region_code "
-           "FROM filed AS complaints, written) j ON true")
-    return Statement(sql=sql, params=filing.params, confirms=request.confirm is not None, writes=True,
-                     locks=filing.rows)
+    # (its SQL is written when it is sent: alone, or with others, :func:`filings`)
+    return Statement(sql="", params=[], confirms=request.confirm is not None, writes=True, filing=filing,
+                     payload=data_sql)

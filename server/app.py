@@ -264,7 +264,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None,
             """After a commit: wake this process's hub at once, and the other processes through the
             broadcast (ids only; the event log is the record)."""
             for hub in hub_ref:
-                hub.wake()
+                hub.wake(max((e[0] for e in events), default=0))
             await broadcast.publish(CHANNEL, json.dumps({"ids": [e[0] for e in events]}))
 
         async def notify(message: str) -> None:

@@ -40,7 +40,7 @@ from strawberry import Schema
 from strawberry.types import ExecutionResult
 
 from domain.errors import DomainError
-from resolvers.compiled import Declined, NotCompilable, Request, Statement, compile_, compile_filing
+from resolvers.compiled import Declined, NotCompilable, Request, Statement, compile_, compile_filing, filings
 from schema.limits import MAX_COST, MAX_TOKENS, document_has_nul, has_nul, operation_cost, validation_rules
 from server.auth import forget
 from server.context import Context, publish_committed
@@ -220,7 +220,7 @@ class CompiledReads:
             if ctx.request is not None:
                 ctx.request.scope[FAILED] = True
             return None
-        confirmed, data, event_id, region_code = row
+        _, confirmed, data, event_id, region_code = row
         if data is None:  # not in the actor's area, a key used before, ...: the service answers it, once
             if ctx.request is not None:
                 ctx.request.scope[FAILED] = True
@@ -254,7 +254,8 @@ class CompiledReads:
         try:
             async with ctx.db() as session:
                 connection = await session.connection()
-                row = (await connection.exec_driver_sql(statement.sql, tuple(statement.params))).one()
+                sql, params = filings([statement]) if statement.writes else (statement.sql, statement.params)
+                row = (await connection.exec_driver_sql(sql, tuple(params))).one()
         except BaseException:
             await ctx.finish(success=False)
             raise

@@ -23,7 +23,6 @@ its own statement, with its own checks, rows, event and audit entry.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -32,7 +31,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from resolvers.compiled import Statement
+from domain.complaints.at_once import Given
+from resolvers.compiled import Statement, filings
 from server.observability import FILING_BATCHES, FILINGS_WAITING
 from server.unit_of_work import database_unavailable
 
@@ -86,7 +86,7 @@ class FilingBatches:
     async def file(self, statement: Statement) -> Any:
         """The statement's row once its transaction has committed. Raises :class:`Unsure` when it may have
         committed and the database went away, anything else when it surely wrote nothing."""
-        assert statement.writes and statement.locks is not None
+        assert statement.writes and statement.filing is not None
         filing = _Filing(statement, asyncio.get_running_loop().create_future())
         self._waiting.append(filing)
         FILINGS_WAITING.inc()
@@ -102,8 +102,8 @@ class FilingBatches:
         held: list[_Filing] = []
         while self._waiting and len(batch) < self.size:
             filing = self._waiting.popleft()
-            rows = filing.statement.locks
-            assert rows is not None
+            assert filing.statement.filing is not None
+            rows = filing.statement.filing.rows
             if rows.key is not None and (rows.staff_id, rows.key) in self._keys:
                 held.append(filing)
                 continue
@@ -115,8 +115,7 @@ class FilingBatches:
 
     async def _send(self) -> None:
         while batch := self._next():
-            keys = {(f.statement.locks.staff_id, f.statement.locks.key) for f in batch
-                    if f.statement.locks is not None and f.statement.locks.key is not None}
+            keys = {(f.rows.staff_id, f.rows.key) for f in self._givens(batch) if f.rows.key is not None}
             self._keys |= keys
             try:
                 if len(batch) == 1:
@@ -141,7 +140,8 @@ class FilingBatches:
             driver = (await connection.get_raw_connection()).driver_connection
             assert driver is not None
             try:
-                row = await driver.fetchrow(filing.statement.sql, *filing.statement.params)
+                sql, params = filings([filing.statement])
+                row = await driver.fetchrow(sql, *params)
             except asyncio.CancelledError:
                 await asyncio.shield(connection.invalidate())
                 raise
@@ -155,23 +155,28 @@ class FilingBatches:
         _settle(filing, row=row)
 
     async def _together(self, batch: list[_Filing]) -> None:
-        staff = sorted({f.statement.locks.staff_id for f in batch if f.statement.locks})
-        households = sorted({f.statement.locks.household_id for f in batch if f.statement.locks})
-        groups = [(sql, list(members)) for sql, members in
-                  itertools.groupby(sorted(batch, key=lambda f: f.statement.sql), key=lambda f: f.statement.sql)]
+        # one statement for the filings that answer with the same JSON (one document, one kind of account)
+        payloads: dict[str, list[_Filing]] = {}
+        for filing in batch:
+            payloads.setdefault(filing.statement.payload, []).append(filing)
+        groups = [(*filings([f.statement for f in members]), members) for members in payloads.values()]
         rows: list[tuple[_Filing, Any]] = []
         alone = False
         async with self.engine.connect() as connection:
             driver = (await connection.get_raw_connection()).driver_connection
             assert driver is not None
             try:
-                async with driver.transaction():
-                    await driver.execute(LOCK_ROWS, staff, households)
-                    for sql, members in groups:
-                        answered = await driver.fetchmany(sql, [m.statement.params for m in members])
-                        if len(answered) != len(members):
-                            raise LookupError(f"{len(answered)} rows for {len(members)} filings")
-                        rows.extend(zip(members, answered, strict=True))
+                if len(groups) == 1:  # one statement: its own transaction, its row locks before its lock
+                    answered = [await driver.fetch(groups[0][0], *groups[0][1])]
+                else:
+                    async with driver.transaction():
+                        await driver.execute(LOCK_ROWS, sorted({f.rows.staff_id for f in self._givens(batch)}),
+                                             sorted({f.rows.household_id for f in self._givens(batch)}))
+                        answered = [await driver.fetch(sql, *params) for sql, params, _ in groups]
+                for (_, _, members), found in zip(groups, answered, strict=True):
+                    if [row[0] for row in found] != list(range(len(members))):
+                        raise LookupError(f"{len(found)} rows for {len(members)} filings")
+                    rows.extend(zip(members, found, strict=True))
             except asyncio.CancelledError:
                 await asyncio.shield(connection.invalidate())
                 raise
@@ -192,6 +197,10 @@ class FilingBatches:
         FILING_BATCHES.observe(len(batch))
         for filing, row in rows:
             _settle(filing, row=row)
+
+    @staticmethod
+    def _givens(batch: list[_Filing]) -> list[Given]:
+        return [f.statement.filing for f in batch if f.statement.filing is not None]
 
 
 def _settle(filing: _Filing, *, row: Any = None, error: BaseException | None = None) -> None:

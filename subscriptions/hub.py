@@ -152,6 +152,8 @@ class EventHub:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._read_lock = asyncio.Lock()
+        #: the newest event id announced as committed (by this process's writes or another's wake-ups)
+        self._committed = 0
 
     @property
     def subscribers(self) -> int:
@@ -197,7 +199,9 @@ class EventHub:
     def detach(self, sink: Sink) -> None:
         self._listeners.discard(sink)
 
-    def wake(self) -> None:
+    def wake(self, committed: int = 0) -> None:
+        """Look at the log now; ``committed``: the newest id of the events whose commit is announced."""
+        self._committed = max(self._committed, committed)
         self._wake.set()
 
     async def _wake_ups(self) -> None:
@@ -217,29 +221,41 @@ class EventHub:
     def _notice(self, message: str) -> None:
         """Wake-ups carry event ids; a revocation notice names an API key whose streams must end."""
         with contextlib.suppress(ValueError, TypeError, AttributeError):
-            revoked = json.loads(message).get("revokedKey")
+            notice = json.loads(message)
+            revoked = notice.get("revokedKey")
             if isinstance(revoked, int):
                 self.revoke_key(revoked)
+            ids = notice.get("ids")
+            if isinstance(ids, list) and ids and all(isinstance(i, int) for i in ids):
+                self._committed = max(self._committed, *ids)
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
+            polled = False
+            try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+            except TimeoutError:
+                polled = True
             self._wake.clear()
             try:
-                await self.catch_up()
+                await self.catch_up(polled=polled)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database may be away for a moment; the next round retries
                 log.warning("event hub: reading new events failed; retrying", exc_info=True)
                 await asyncio.sleep(min(self.poll_interval, 1.0))
 
-    async def catch_up(self) -> int:
-        """Read every event after the current position (in batches) and fan it out; returns how many."""
+    async def catch_up(self, *, polled: bool = True) -> int:
+        """Read every event after the current position (in batches) and fan it out; returns how many. With no
+        listeners, only move the position past them: to the newest event announced (committed events are
+        announced with their ids, and every id below a committed one has committed: see :mod:`domain.events`),
+        or, ``polled``, to the newest in the log."""
         async with self._read_lock:
             if not self._listeners:  # nobody here to offer them to: only move past them
-                async with self._sessionmaker() as session:
-                    latest = await latest_event_id(session)
+                latest = self._committed
+                if polled:  # (an event whose wake-up was lost)
+                    async with self._sessionmaker() as session:
+                        latest = await latest_event_id(session)
                 if not self._listeners:  # (one that registered meanwhile starts before them: read them for it)
                     self.position = max(self.position, latest)
                     return 0

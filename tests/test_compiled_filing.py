@@ -358,11 +358,17 @@ async def test_a_deactivated_account_files_nothing(pair: Pair, servers: tuple[Se
         await conn.execute("UPDATE staff SET active = true WHERE username = $1", who)
 
 
-async def _waiting(conn: asyncpg.Connection, text: str) -> None:
-    """Until a backend running a statement that contains ``text`` waits for a lock."""
+#: how a filing statement begins (PostgreSQL shows the first 1,024 characters of a statement)
+FILING_SQL = "WITH given (ord, "
+
+
+async def _waiting(conn: asyncpg.Connection, text: str, *, advisory: bool | None = None) -> None:
+    """Until a backend running a statement that begins with ``text`` waits for a lock (with ``advisory``: for
+    the event-order lock, or for anything else)."""
     for _ in range(200):
         if await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                               "AND position($1 in query) > 0", text):
+                               "AND starts_with(query, $1) AND ($2::boolean IS NULL OR $2 = (wait_event = 'advisory'))",
+                               text, advisory):
             return
         await asyncio.sleep(0.025)
     raise AssertionError("the filing never waited for the lock")
@@ -377,7 +383,7 @@ async def test_the_stamp_and_the_event_id_are_taken_after_the_event_order_lock(
     await conn.execute("SELECT pg_advisory_lock($1)", EVENT_ORDER_LOCK)
     try:
         filing = asyncio.create_task(pair.post("compiled", who, SHORT, {"input": _input(household)}))
-        await _waiting(conn, "pg_advisory_xact_lock")
+        await _waiting(conn, FILING_SQL, advisory=True)
         held = await conn.fetchrow("SELECT clock_timestamp() AS at, (SELECT max(id) FROM case_events) AS event")
         await asyncio.sleep(0.05)
         assert not filing.done()
@@ -405,7 +411,7 @@ async def test_a_filing_waits_for_a_locked_household_before_the_event_order_lock
         async with updater.transaction():
             await updater.execute("SELECT 1 FROM households WHERE id = $1 FOR UPDATE", _pk(household))
             filing = asyncio.create_task(pair.post("compiled", who, SHORT, {"input": _input(household)}))
-            await _waiting(watcher, "INSERT INTO idempotency_keys")
+            await _waiting(watcher, FILING_SQL, advisory=False)
             await updater.execute("SET LOCAL lock_timeout = '3s'")
             await updater.execute("SELECT pg_advisory_xact_lock($1)", EVENT_ORDER_LOCK)  # granted: nobody holds it
         answer = await filing
@@ -601,9 +607,10 @@ async def test_a_transaction_postgresql_refuses_is_sent_again_filing_by_filing(
 async def test_a_batch_locks_its_rows_before_the_event_order_lock(
         pair: Pair, servers: tuple[ServerProcess, ServerProcess], demo_database: str,
         conn: asyncpg.Connection) -> None:
-    """A household update holds its row and then takes the event-order lock to commit. The second filing of a
-    transaction is for that household: the transaction must wait for the row before its first filing takes the
-    lock, else the two deadlock (PostgreSQL would break it by failing one)."""
+    """A household update holds its row and then takes the event-order lock to commit. A transaction of two
+    statements (two documents) has the second for that household: it must wait for the row before the first
+    statement takes the lock, else the two deadlock (PostgreSQL would break it by failing one). (Filings in one
+    statement lock their rows before the lock by themselves: the test above.)"""
     who = "puskesos1"
     households = await _households(pair, who, 3)
     updater = await asyncpg.connect(demo_database.replace("postgresql+asyncpg://", "postgresql://"))
@@ -612,12 +619,11 @@ async def test_a_batch_locks_its_rows_before_the_event_order_lock(
             await updater.execute("SELECT 1 FROM households WHERE id = $1 FOR UPDATE", _pk(households[2]))
             async with _Held(conn):
                 first = await _occupy(pair, conn, who, households[0])
-                # (sorted by the statement's text, then sent in order: the same document keeps them in order)
-                tasks = [asyncio.create_task(pair.post("compiled", who, SHORT, {"input": _input(h)}))
-                         for h in households[1:]]
+                tasks = [asyncio.create_task(pair.post("compiled", who, document, {"input": _input(h)}))
+                         for document, h in zip((SHORT, DESCRIBED), households[1:], strict=True)]
                 await _queued(servers[0], 2)
             await asyncio.gather(*first)
-            await _waiting(conn, "FOR KEY SHARE")  # (the batch: for the row, not for the lock)
+            await _waiting(conn, "SELECT\n  (SELECT count(*) FROM (SELECT FROM staff", advisory=False)  # (LOCK_ROWS)
             await updater.execute("SET LOCAL lock_timeout = '3s'")
             await updater.execute("SELECT pg_advisory_xact_lock($1)", EVENT_ORDER_LOCK)  # granted: nobody holds it
         answers = [await task for task in tasks]
@@ -647,9 +653,9 @@ async def test_a_batch_the_database_lost_is_reported_unsure_and_can_be_sent_agai
                 await asyncio.sleep(0.025)
         await asyncio.gather(*first)
         await taken
-        await _waiting(conn, "INSERT INTO idempotency_keys")
+        await _waiting(conn, FILING_SQL, advisory=True)
         await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                           "AND position('INSERT INTO idempotency_keys' in query) > 0")
+                           "AND starts_with(query, $1)", FILING_SQL)
         answers = [await task for task in tasks]
     finally:
         await other.close()
