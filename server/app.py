@@ -80,7 +80,7 @@ class RujukGraphQL(GraphQL[Context, None]):
 
     def __init__(self, app_state: dict[str, Any], *, production: bool, max_subscriptions: int,
                  init_timeout: float, allowed_origins: tuple[str, ...], compiled_reads: bool = True,
-                 filing_batch: int = 64, filing_transactions: int = 2) -> None:
+                 filing_batch: int = 64, filing_transactions: int = 1) -> None:
         super().__init__(build_schema(production=production), graphql_ide=None if production else "graphiql",
                          allow_queries_via_get=False, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
                          multipart_uploads_enabled=False,

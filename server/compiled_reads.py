@@ -73,7 +73,7 @@ class Prepared:
 
 class CompiledReads:
     def __init__(self, schema: Schema, *, production: bool, cache_size: int = 256, filing_batch: int = 64,
-                 filing_transactions: int = 2) -> None:
+                 filing_transactions: int = 1) -> None:
         self.schema = schema
         #: filings sent in one transaction at most (group commit; 1: each alone)
         self.filing_batch = filing_batch
@@ -228,7 +228,6 @@ class CompiledReads:
                 forget(known.actor.id)
             return None
         ctx.unconfirmed = None
-        publish_committed(ctx.services, [(int(event_id), str(region_code))])
         name = (prepared.operation.name.value if prepared.operation.name else "anonymous")[:60]
         OPERATIONS.labels(operation=name, type="mutation", outcome="ok").inc()
         COMPILED_FILINGS.inc()
@@ -237,14 +236,19 @@ class CompiledReads:
 
     async def _write(self, ctx: Context, statement: Statement) -> Any:
         """Run a filing's statement and commit it: in the request's unit of work when authentication opened one,
-        else with the other filings of this process (:mod:`server.filing_batches`). Raises :class:`Unsure` when
-        it may have committed, anything else when it surely did not."""
+        else with the other filings of this process (:mod:`server.filing_batches`); either publishes the event
+        once committed. Raises :class:`Unsure` when it may have committed, anything else when it surely did
+        not."""
         bind = ctx.services.sessionmaker.kw.get("bind")
         if ctx.unit_open() or not isinstance(bind, AsyncEngine):
-            return await CompiledReads._in_unit(ctx, statement)
+            row = await CompiledReads._in_unit(ctx, statement)
+            if row[2] is not None:
+                publish_committed(ctx.services, [(int(row[3]), str(row[4]))])
+            return row
         if self._filings is None or self._filings.engine is not bind:
-            self._filings = FilingBatches(bind, size=self.filing_batch,
-                                          transactions=self.filing_transactions)
+            services = ctx.services
+            self._filings = FilingBatches(bind, size=self.filing_batch, transactions=self.filing_transactions,
+                                          publish=lambda events: publish_committed(services, events))
         return await self._filings.file(statement)
 
     @staticmethod

@@ -18,6 +18,8 @@ its own statement, with its own checks, rows, event and audit entry.
   each filing is sent again alone, so one bad filing fails only itself. When the database went away after the
   transaction was sent, every filing in it is :class:`Unsure`, as a single one would be.
 - A filing whose request was cancelled before its batch left is not sent.
+- The events of a transaction are published together once it has committed: one wake-up for the hubs, not
+  one per filing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,8 +76,11 @@ class FilingBatches:
     """The filings of one process, sent to ``engine`` in at most ``transactions`` transactions at a time, each of
     at most ``size`` filings (see the module's docstring)."""
 
-    def __init__(self, engine: AsyncEngine, *, size: int, transactions: int = 2) -> None:
+    def __init__(self, engine: AsyncEngine, *, size: int, transactions: int = 1,
+                 publish: Callable[[list[tuple[int, str]]], None] | None = None) -> None:
         self.engine = engine
+        #: told the events (id, region code) of each transaction once it has committed, all at once
+        self.publish = publish
         self.size = max(1, size)
         self.transactions = max(1, transactions)
         self._waiting: deque[_Filing] = deque()
@@ -152,6 +158,7 @@ class FilingBatches:
                 _settle(filing, error=exc)
                 return
         FILING_BATCHES.observe(1)
+        self._committed([row])
         _settle(filing, row=row)
 
     async def _together(self, batch: list[_Filing]) -> None:
@@ -195,8 +202,15 @@ class FilingBatches:
             await asyncio.gather(*(self._alone(filing) for filing in batch))
             return
         FILING_BATCHES.observe(len(batch))
+        self._committed([row for _, row in rows])
         for filing, row in rows:
             _settle(filing, row=row)
+
+    def _committed(self, rows: list[Any]) -> None:
+        """Publish the events of rows (``(place, confirmed, data, event id, region code)``) that filed."""
+        events = [(int(row[3]), str(row[4])) for row in rows if row[2] is not None]
+        if events and self.publish is not None:
+            self.publish(events)
 
     @staticmethod
     def _givens(batch: list[_Filing]) -> list[Given]:

@@ -78,9 +78,9 @@ class Settings:
     #: filings (of the one-statement kind) a process commits in one transaction at most, when they arrive while
     #: another is being written (``server.filing_batches``); 1: each is its own transaction
     filing_batch_size: int = 64
-    #: such transactions a process has in flight at once (the next waits in PostgreSQL for the event-order lock,
-    #: ready to write as soon as the one before commits)
-    filing_transactions: int = 2
+    #: such transactions a process has in flight at once (a second waits in PostgreSQL for the event-order lock,
+    #: ready to write as soon as the one before commits: worth it only when no other process's transaction does)
+    filing_transactions: int = 1
 
     @property
     def production(self) -> bool:
@@ -140,7 +140,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         simulator=_bool(env.get("RUJUK_SIMULATOR", "0")),
         compiled_reads=_bool(env.get("RUJUK_COMPILED_READS", "1")),
         filing_batch_size=_int(env, "RUJUK_FILING_BATCH_SIZE", 64),
-        filing_transactions=_int(env, "RUJUK_FILING_TRANSACTIONS", 2),
+        filing_transactions=_int(env, "RUJUK_FILING_TRANSACTIONS", 1),
         event_poll_seconds=float(env.get("RUJUK_EVENT_POLL_SECONDS", "2.0")),
         subscriber_queue_size=_int(env, "RUJUK_SUBSCRIBER_QUEUE_SIZE", 1000),
         max_subscriptions_per_socket=_int(env, "RUJUK_MAX_SUBSCRIPTIONS_PER_SOCKET", 20),

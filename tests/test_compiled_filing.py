@@ -472,7 +472,7 @@ async def _queued(server: ServerProcess, count: int) -> None:
 
 
 #: the filing transactions a server keeps in flight (``RUJUK_FILING_TRANSACTIONS``, its default)
-IN_FLIGHT = 2
+IN_FLIGHT = 1
 
 
 async def _lock_waiters(conn: asyncpg.Connection) -> int:

@@ -124,6 +124,13 @@ async def test_complaint_filed_on_one_process_reaches_a_subscriber_on_another_wi
         assert data["intake"]["complaint"]["id"] == cid
         assert data["intake"]["complaint"]["status"] == "NEW"
         assert elapsed < 1.0, f"delivery took {elapsed:.2f}s"
+        # the account is now remembered: the next filing is one statement sent by the process's filing
+        # transactions (server.filing_batches), which publish their events once committed
+        started = time.monotonic()
+        cid = await file(a.http, t["fac_a1"], hid)
+        data = await ws.next_data(wait=3)
+        assert data["intake"]["complaint"]["id"] == cid
+        assert time.monotonic() - started < 1.0, f"delivery took {time.monotonic() - started:.2f}s"
     finally:
         await ws.close()
 
