@@ -84,7 +84,11 @@ class FilingBatches:
         self.size = max(1, size)
         self.transactions = max(1, transactions)
         self._waiting: deque[_Filing] = deque()
+        #: the sending tasks (kept referenced) and how many are sending: counted as they start and as they find
+        #: nothing more to send, in the same step as that look (a task that has ended but whose done-callback has
+        #: not run yet must not count, or a filing queued in between would wait with nobody to send it)
         self._senders: set[asyncio.Task[None]] = set()
+        self._sending = 0
         #: the idempotency keys of the filings in flight, by account: a filing with one of them waits for that
         #: transaction to end (beside it, the two could deadlock: each would wait for the other's key or lock)
         self._keys: set[tuple[int, str]] = set()
@@ -96,7 +100,8 @@ class FilingBatches:
         filing = _Filing(statement, asyncio.get_running_loop().create_future())
         self._waiting.append(filing)
         FILINGS_WAITING.inc()
-        if len(self._senders) < self.transactions:
+        if self._sending < self.transactions:
+            self._sending += 1
             sender = asyncio.create_task(self._send())
             self._senders.add(sender)
             sender.add_done_callback(self._senders.discard)
@@ -120,6 +125,12 @@ class FilingBatches:
         return batch
 
     async def _send(self) -> None:
+        try:
+            await self._send_all()
+        finally:
+            self._sending -= 1
+
+    async def _send_all(self) -> None:
         while batch := self._next():
             keys = {(f.rows.staff_id, f.rows.key) for f in self._givens(batch) if f.rows.key is not None}
             self._keys |= keys
@@ -131,9 +142,9 @@ class FilingBatches:
             except BaseException as exc:  # (cancelled at shutdown): no filing is left without an answer
                 for filing in batch:
                     _settle(filing, error=exc if isinstance(exc, Exception) else Unsure())
-                if not isinstance(exc, Exception):
+                if not isinstance(exc, Exception):  # (the ones not sent wrote nothing: the service answers them)
                     for filing in self._waiting:
-                        _settle(filing, error=Unsure())
+                        _settle(filing, error=RuntimeError("filing not sent: the process is stopping"))
                     FILINGS_WAITING.dec(len(self._waiting))
                     self._waiting.clear()
                     raise

@@ -667,3 +667,114 @@ async def test_a_batch_the_database_lost_is_reported_unsure_and_can_be_sent_agai
     assert await conn.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = ANY($1)", keys) == 0
     again = [await pair.post("compiled", who, SHORT, {"input": g}) for g in given]
     assert all(a["data"]["fileComplaint"]["complaint"] and not a["data"]["fileComplaint"]["replayed"] for a in again)
+
+
+async def test_a_key_in_flight_waits_for_its_transaction(demo_database: str, conn: asyncpg.Connection) -> None:
+    """With two filing transactions in flight (``RUJUK_FILING_TRANSACTIONS=2``), a resend of a key whose filing is
+    in the other transaction is not sent beside it (in one transaction after another statement had taken the
+    lock, its key's insert could wait for the other, which waits for that lock): it goes once that one ended,
+    alone, finds the key used and writes nothing (the service answers the replay)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from domain.actor import Actor
+    from domain.complaints import at_once
+    from domain.complaints.service import ComplaintData
+    from domain.enums import Channel, ComplaintKind, Priority, Role, Sector
+    from resolvers.compiled import Statement
+    from server.filing_batches import FilingBatches
+    from server.observability import REGISTRY
+
+    admin = await conn.fetchval("SELECT id FROM staff WHERE username = 'admin'")
+    households = [r["id"] for r in await conn.fetch("SELECT id FROM households ORDER BY id LIMIT 2")]
+    actor = Actor(id=admin, role=Role.ADMIN, username="admin", regions=None)
+
+    def filing(key: str, household: int, payload: str) -> Statement:
+        data = ComplaintData(household_id=household, kind=ComplaintKind.COMPLAINT, sector=Sector.PKH,
+                             description="Lansia belum terdaftar PKH.", channel=Channel.FACILITATOR_VISIT,
+                             priority=Priority.NORMAL)
+        given = at_once.given(actor, data, idempotency_key=key, origin=None, confirm=None, operation="fileComplaint")
+        return Statement(sql="", params=[], confirms=False, writes=True, filing=given, payload=payload)
+
+    def sizes() -> tuple[float, float]:
+        return (REGISTRY.get_sample_value("rujuk_filing_transaction_size_count") or 0.0,
+                REGISTRY.get_sample_value("rujuk_filing_transaction_size_bucket", {"le": "1.0"}) or 0.0)
+
+    engine = create_async_engine(demo_database, pool_size=4)
+    batches = FilingBatches(engine, size=64, transactions=2)
+    first_key, other_key = str(uuid.uuid4()), str(uuid.uuid4())
+    before = sizes()
+    try:
+        async with _Held(conn):
+            first = asyncio.create_task(batches.file(filing(first_key, households[0], "'1'::json")))
+            for _ in range(400):
+                if await _lock_waiters(conn) == 1:
+                    break
+                await asyncio.sleep(0.025)
+            other = asyncio.create_task(batches.file(filing(other_key, households[1], "'1'::json")))
+            resent = asyncio.create_task(batches.file(filing(first_key, households[0], "'2'::json")))
+            for _ in range(400):
+                if await _lock_waiters(conn) == 2:
+                    break
+                await asyncio.sleep(0.025)
+            await asyncio.sleep(0.1)
+            assert not resent.done()
+        rows = [await first, await other, await resent]
+    finally:
+        await engine.dispose()
+    assert [row[2] is not None for row in rows] == [True, True, False]
+    count, alone = sizes()
+    assert (count - before[0], alone - before[1]) == (3, 3)  # three transactions, each of one filing
+    assert await conn.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = ANY($1)",
+                               [first_key, other_key]) == 2
+
+
+@pytest.mark.parametrize("transactions", [1, 2])
+async def test_every_filing_of_clients_filing_back_to_back_is_answered(demo_database: str, conn: asyncpg.Connection,
+                                                                    transactions: int) -> None:
+    """Clients each filing again as soon as answered, some resending a key, with two documents: every filing is
+    answered (none is left queued with no transaction to send it, e.g. in the moment a sender has found nothing
+    more to send but has not yet ended), each key files once, nothing else is written."""
+    import random
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from domain.actor import Actor
+    from domain.complaints import at_once
+    from domain.complaints.service import ComplaintData
+    from domain.enums import Channel, ComplaintKind, Priority, Role, Sector
+    from resolvers.compiled import Statement
+    from server.filing_batches import FilingBatches
+
+    admin = await conn.fetchval("SELECT id FROM staff WHERE username = 'admin'")
+    households = [r["id"] for r in await conn.fetch("SELECT id FROM households ORDER BY id LIMIT 40")]
+    actor = Actor(id=admin, role=Role.ADMIN, username="admin", regions=None)
+    rng = random.Random(transactions)
+    keys = [str(uuid.uuid4()) for _ in range(150)]
+    engine = create_async_engine(demo_database, pool_size=4)
+    batches = FilingBatches(engine, size=64, transactions=transactions)
+
+    async def client(n: int) -> list[Any]:
+        rows = []
+        for _ in range(12):
+            data = ComplaintData(household_id=rng.choice(households), kind=ComplaintKind.COMPLAINT,
+                                 sector=Sector.FOOD, description="Belum menerima bantuan pangan.",
+                                 channel=Channel.FACILITATOR_VISIT, priority=Priority.NORMAL)
+            given = at_once.given(actor, data, idempotency_key=rng.choice(keys), origin=None, confirm=None,
+                                  operation="fileComplaint")
+            rows.append(await batches.file(Statement(sql="", params=[], confirms=False, writes=True, filing=given,
+                                                     payload=f"'{n % 2}'::json")))
+        return rows
+
+    try:
+        answered = await asyncio.wait_for(asyncio.gather(*(client(n) for n in range(24))), timeout=30)
+    finally:
+        await engine.dispose()
+    rows = [row for rows in answered for row in rows]
+    assert len(rows) == 24 * 12
+    filed = [row for row in rows if row[2] is not None]
+    used = await conn.fetch("SELECT key, result_id FROM idempotency_keys WHERE key = ANY($1)", keys)
+    assert len(filed) == len(used) == len({row["key"] for row in used})  # each key used filed once, no more
+    assert await conn.fetchval("SELECT count(*) FROM complaints WHERE id = ANY($1)",
+                               [row["result_id"] for row in used]) == len(used)
+    assert await conn.fetchval("SELECT count(*) FROM case_events WHERE complaint_id = ANY($1)",
+                               [row["result_id"] for row in used]) == len(used)

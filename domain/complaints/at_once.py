@@ -1,25 +1,29 @@
-"""Filing a plain complaint in one statement: what :func:`domain.complaints.service.file_complaint` and the
-operation's commit (:func:`domain.events.write_events`) write, in one round trip.
+"""Filing plain complaints in one statement: what :func:`domain.complaints.service.file_complaint` and the
+operation's commit (:func:`domain.events.write_events`) write, in one round trip, for one filing or several.
 
 A facilitator files a complaint for a household: the common case of intake, and the one that must be fast.
 The service takes a round trip per step (claim the idempotency key, look the household up, insert the
 complaint and its assignment, then at commit the event, its stamp and the audit entry). Here the same rows
-come from one ``INSERT`` chain of data-modifying CTEs, run as its own transaction, so PostgreSQL checks,
-writes and commits it at once:
+come from one ``INSERT`` chain of data-modifying CTEs over a ``VALUES`` list of filings (:func:`together`; the
+filings a process receives together, :mod:`server.filing_batches`), run as its own transaction, so PostgreSQL
+checks, writes and commits them at once:
 
-- ``who``: the account (unchanged and active, when the caller only recalled it), else nothing is written;
-- ``new``: the household in the actor's area, and the next complaint id;
-- ``claimed``: the idempotency key, with that id as its result (``ON CONFLICT DO NOTHING``: a key used before
-  writes nothing, and the service answers the replay);
-- ``go``: the filing, once the key is claimed, under the event-order lock (:data:`domain.events.EVENT_ORDER_LOCK`);
+- ``given``: each filing's values (:func:`given`) and its place ``ord`` in the list;
+- ``accounts``, ``who``: the accounts, locked in id order; the filings whose account is unchanged and active
+  (when the caller only recalled it);
+- ``new``: their households in the actor's area, locked in id order, and the next complaint ids;
+- ``claimed``: the idempotency keys, with those ids as their results (``ON CONFLICT DO NOTHING``: a key used
+  before, even by an earlier filing of the list, writes nothing, and the service answers the replay);
+- ``locked``, ``go``: once every key is claimed, the event-order lock (:data:`domain.events.EVENT_ORDER_LOCK`),
+  then the filings to make;
 - ``filed``, ``assigned``, ``written``, ``audited``: read from ``go`` (materialised: the lock is granted before
-  they get a row), the complaint (``updated_at`` stamped then, as :func:`domain.events.write_events` stamps),
-  its first assignment, the COMPLAINT_FILED event and the operation's CHANGE entry.
+  they get a row), the complaints (``updated_at`` stamped then, as :func:`domain.events.write_events` stamps),
+  their first assignments, the COMPLAINT_FILED events (ids in stamp order) and each filing's CHANGE entry.
 
-Every step reads the one before it, so when any check fails nothing at all is written, and the caller hands
-the request to the service, which answers it with its typed error. Only filings the service would make
-without a further lookup are taken here: none that names a member, a program or an assignee, none whose
-data is refused on its face (:func:`filing_errors`); :func:`statement` returns ``None`` for the others.
+Every step of a filing reads the one before it, so when any of its checks fails nothing of it is written, and
+the caller hands that request to the service, which answers it with its typed error. Only filings the service
+would make without a further lookup are taken here: none that names a member, a program or an assignee, none
+whose data is refused on its face (:func:`filing_errors`); :func:`given` returns ``None`` for the others.
 """
 
 from __future__ import annotations
