@@ -4,20 +4,21 @@ Every filing writes its case event under the event-order lock (:data:`domain.eve
 its transaction has committed, WAL flush included: that is what keeps event ids and ``updatedAt`` stamps in commit
 order, which ``changes`` cursors and ``updatedAfter`` pulls rely on. It also means filings commit one at a time,
 each paying a flush while the others wait for the lock. So a process sends the filings that arrive while one is in
-the database together, as one transaction: one lock, one commit and one flush for all of them, each filing still
-its own statement, with its own checks, rows, event and audit entry.
+the database together, as one statement (:func:`resolvers.compiled.filings`): one lock, one commit and one flush for
+all of them, each filing still with its own checks, rows, event, audit entry and answer.
 
-- A filing that finds nothing in flight is sent at once, alone, as its own transaction (no waiting at low load).
-- The others wait for the transaction in flight and go together in the next one (at most ``size``): its first
-  statement locks the accounts' and households' rows ``FOR KEY SHARE`` (as each filing does before the lock, so a
-  transaction holding such a row and waiting for the lock cannot deadlock with the batch), then every filing's
-  statement runs in one pipelined round trip, then one ``COMMIT``.
+- A filing that finds nothing in flight is sent at once, alone (no waiting at low load).
+- The others wait for the transaction in flight and go together in the next one: at most ``size``, all answering
+  with the same JSON (one document, one kind of account; the others wait for a transaction of their own), so a
+  transaction is always one statement, which locks its rows and claims its keys before it takes the lock (a
+  transaction holding such a row or key and waiting for the lock cannot deadlock with it).
 - A filing that wrote nothing (a check failed, its key was used before, even by an earlier filing of the same
-  batch) is answered by the service, as when it runs alone.
-- When PostgreSQL refuses the transaction (a deadlock it broke, a value it rejected), nothing of it was written:
-  each filing is sent again alone, so one bad filing fails only itself. When the database went away after the
-  transaction was sent, every filing in it is :class:`Unsure`, as a single one would be.
-- A filing whose request was cancelled before its batch left is not sent.
+  transaction) is answered by the service, as when it runs alone.
+- When PostgreSQL refuses the statement (a deadlock it broke, a value it rejected), nothing of it was written:
+  each filing is sent again alone, one after the other, so one bad filing fails only itself. When the database
+  went away after the statement was sent, every filing in it is :class:`Unsure`, as a single one would be.
+- A filing whose key is in flight in another of this process's transactions waits for that one to end.
+- A filing whose request was cancelled before its transaction left is not sent.
 - The events of a transaction are published together once it has committed: one wake-up for the hubs, not
   one per filing.
 """
@@ -40,15 +41,6 @@ from server.observability import FILING_BATCHES, FILINGS_WAITING
 from server.unit_of_work import database_unavailable
 
 log = logging.getLogger(__name__)
-
-#: the rows the batch's filings lock ``FOR KEY SHARE`` (in id order) before the first of them takes the event-order
-#: lock: the accounts, the households and their villages
-LOCK_ROWS = """SELECT
-  (SELECT count(*) FROM (SELECT FROM staff WHERE staff.id = ANY($1::bigint[]) ORDER BY staff.id FOR KEY SHARE) s),
-  (SELECT count(*) FROM (SELECT FROM households JOIN regions ON regions.code = households.region_code
-                         WHERE households.id = ANY($2::bigint[]) ORDER BY households.id
-                         FOR KEY SHARE OF households, regions) h)"""
-
 
 class Unsure(Exception):
     """A filing's statement was sent, and the database went away before its outcome was known."""
@@ -108,14 +100,16 @@ class FilingBatches:
         return await filing.answer
 
     def _next(self) -> list[_Filing]:
-        """The next transaction's filings, in the order they came: none whose key is in flight in another."""
+        """The next transaction's filings, in the order they came: those answering with the same JSON as the first,
+        none whose key is in flight in another transaction."""
         batch: list[_Filing] = []
         held: list[_Filing] = []
         while self._waiting and len(batch) < self.size:
             filing = self._waiting.popleft()
             assert filing.statement.filing is not None
             rows = filing.statement.filing.rows
-            if rows.key is not None and (rows.staff_id, rows.key) in self._keys:
+            if (rows.key is not None and (rows.staff_id, rows.key) in self._keys) \
+                    or (batch and filing.statement.payload != batch[0].statement.payload):
                 held.append(filing)
                 continue
             FILINGS_WAITING.dec()
@@ -173,48 +167,38 @@ class FilingBatches:
         _settle(filing, row=row)
 
     async def _together(self, batch: list[_Filing]) -> None:
-        # one statement for the filings that answer with the same JSON (one document, one kind of account)
-        payloads: dict[str, list[_Filing]] = {}
-        for filing in batch:
-            payloads.setdefault(filing.statement.payload, []).append(filing)
-        groups = [(*filings([f.statement for f in members]), members) for members in payloads.values()]
-        rows: list[tuple[_Filing, Any]] = []
-        alone = False
+        sql, params = filings([f.statement for f in batch])
         async with self.engine.connect() as connection:
             driver = (await connection.get_raw_connection()).driver_connection
             assert driver is not None
-            try:
-                if len(groups) == 1:  # one statement: its own transaction, its row locks before its lock
-                    answered = [await driver.fetch(groups[0][0], *groups[0][1])]
-                else:
-                    async with driver.transaction():
-                        await driver.execute(LOCK_ROWS, sorted({f.rows.staff_id for f in self._givens(batch)}),
-                                             sorted({f.rows.household_id for f in self._givens(batch)}))
-                        answered = [await driver.fetch(sql, *params) for sql, params, _ in groups]
-                for (_, _, members), found in zip(groups, answered, strict=True):
-                    if [row[0] for row in found] != list(range(len(members))):
-                        raise LookupError(f"{len(found)} rows for {len(members)} filings")
-                    rows.extend(zip(members, found, strict=True))
+            try:  # outside a transaction: the statement is its own, committed when it answers
+                rows = await driver.fetch(sql, *params)
             except asyncio.CancelledError:
                 await asyncio.shield(connection.invalidate())
                 raise
             except Exception as exc:
-                if not refused(exc) and not isinstance(exc, LookupError):
+                if not refused(exc):
                     await connection.invalidate()
                     log.warning("filings: database unavailable after %d were sent (%s)", len(batch),
                                 type(exc).__name__)
                     for filing in batch:
                         _settle(filing, error=Unsure())
                     return
-                log.warning("filings: PostgreSQL refused a transaction of %d (%s); sending each alone", len(batch),
+                log.warning("filings: PostgreSQL refused a statement of %d (%s); sending each alone", len(batch),
                             type(exc).__name__)
-                alone = True
-        if alone:
-            await asyncio.gather(*(self._alone(filing) for filing in batch))
+                rows = None
+        if rows is None:
+            for filing in batch:  # (one after the other: they would take turns at the lock anyway)
+                await self._alone(filing)
+            return
+        if [row[0] for row in rows] != list(range(len(batch))):  # (committed, but answered wrongly: a bug)
+            log.error("filings: %d rows answered %d filings", len(rows), len(batch))
+            for filing in batch:
+                _settle(filing, error=Unsure())
             return
         FILING_BATCHES.observe(len(batch))
-        self._committed([row for _, row in rows])
-        for filing, row in rows:
+        self._committed(list(rows))
+        for filing, row in zip(batch, rows, strict=True):
             _settle(filing, row=row)
 
     def _committed(self, rows: list[Any]) -> None:

@@ -29,8 +29,8 @@ COMPILED_READS = Counter("rujuk_compiled_reads_total", "Queries answered by one 
                          "the compiler handed to the resolvers", ["outcome"], registry=REGISTRY)
 COMPILED_FILINGS = Counter("rujuk_compiled_filings_total", "fileComplaint operations filed by one compiled SQL "
                            "statement", registry=REGISTRY)
-FILING_BATCHES = Histogram("rujuk_filing_transaction_size", "One-statement filings committed per transaction (group "
-                           "commit)", buckets=(1, 2, 4, 8, 16, 32, 64), registry=REGISTRY)
+FILING_BATCHES = Histogram("rujuk_filing_transaction_size", "One-statement filings sent per transaction (group commit; "
+                           "those that wrote nothing included)", buckets=(1, 2, 4, 8, 16, 32, 64), registry=REGISTRY)
 FILINGS_WAITING = Gauge("rujuk_filings_waiting", "One-statement filings waiting for the transaction in flight to "
                         "commit, to go together in the next", registry=REGISTRY)
 ERRORS = Counter("rujuk_errors_total", "Errors by code (top-level GraphQL errors and mutation payload errors)",

@@ -12,10 +12,10 @@ checks, writes and commits them at once:
 - ``accounts``, ``who``: the accounts, locked in id order; the filings whose account is unchanged and active
   (when the caller only recalled it);
 - ``new``: their households in the actor's area, locked in id order, and the next complaint ids;
-- ``claimed``: the idempotency keys, with those ids as their results (``ON CONFLICT DO NOTHING``: a key used
-  before, even by an earlier filing of the list, writes nothing, and the service answers the replay);
-- ``locked``, ``go``: once every key is claimed, the event-order lock (:data:`domain.events.EVENT_ORDER_LOCK`),
-  then the filings to make;
+- ``claimed``: the idempotency keys (in key order), with those ids as their results (``ON CONFLICT DO NOTHING``:
+  a key used before, even by an earlier filing of the list, writes nothing, and the service answers the replay);
+- ``locked``, ``go``: once every account and household is locked and every key claimed (it reads all of them),
+  the event-order lock (:data:`domain.events.EVENT_ORDER_LOCK`), then the filings to make;
 - ``filed``, ``assigned``, ``written``, ``audited``: read from ``go`` (materialised: the lock is granted before
   they get a row), the complaints (``updated_at`` stamped then, as :func:`domain.events.write_events` stamps),
   their first assignments, the COMPLAINT_FILED events (ids in stamp order) and each filing's CHANGE entry.
@@ -154,10 +154,11 @@ new AS MATERIALIZED (
 claimed AS (
   INSERT INTO idempotency_keys (actor_id, key, operation, result_id)
   SELECT given.actor_id, given.key, '{FILING}', new.id FROM new JOIN given ON given.ord = new.ord
-  WHERE given.key IS NOT NULL ORDER BY new.ord
+  WHERE given.key IS NOT NULL ORDER BY given.actor_id, given.key
   ON CONFLICT (actor_id, key) DO NOTHING RETURNING result_id),
 locked AS MATERIALIZED (
-  SELECT pg_advisory_xact_lock({EVENT_ORDER_LOCK}) AS held FROM (SELECT count(*) FROM claimed) AS claims),
+  SELECT pg_advisory_xact_lock({EVENT_ORDER_LOCK}) AS held
+  FROM (SELECT count(*) FROM accounts) AS a, (SELECT count(*) FROM new) AS n, (SELECT count(*) FROM claimed) AS c),
 go AS MATERIALIZED (
   SELECT new.ord, new.id, new.region_code, locked.held FROM new JOIN given ON given.ord = new.ord, locked
   WHERE given.key IS NULL OR new.id IN (SELECT claimed.result_id FROM claimed)),
