@@ -42,6 +42,7 @@ from server.unit_of_work import database_unavailable
 
 log = logging.getLogger(__name__)
 
+
 class Unsure(Exception):
     """A filing's statement was sent, and the database went away before its outcome was known."""
 
