@@ -183,11 +183,3 @@ audited AS (
   FROM written JOIN go ON go.id = written.complaint_id JOIN given ON given.ord = go.ord ORDER BY written.id)
 """
     return Filing(with_=sql, params=params)
-
-
-def statement(actor: Actor, data: ComplaintData, *, idempotency_key: str | None, origin: str | None,
-              confirm: Confirm | None, operation: str, now: dt.datetime | None = None) -> Filing | None:
-    """One filing as a statement of its own, or ``None`` when the service must file it."""
-    filing = given(actor, data, idempotency_key=idempotency_key, origin=origin, confirm=confirm, operation=operation,
-                   now=now)
-    return None if filing is None else together([filing])
