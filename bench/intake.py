@@ -137,7 +137,8 @@ async def grouped_floor(database_url: str, fixture: Fixture, *, clients: int, du
     rng = random.Random(1)
     actors = {fac.id: _actor(fac) for fac in fixture.facilitators}
     engine = create_async_engine(database_url.replace("postgresql://", "postgresql+asyncpg://", 1), pool_size=20)
-    batches = FilingBatches(engine, size=Settings().filing_batch_size, transactions=Settings().filing_transactions)
+    defaults = Settings()
+    batches = FilingBatches(engine, size=defaults.filing_batch_size, transactions=defaults.filing_transactions)
 
     async def request(i: int) -> None:
         statement = Statement(sql="", params=[], confirms=False, writes=True, filing=_given(fixture, actors, rng, i),

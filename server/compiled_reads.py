@@ -40,7 +40,16 @@ from strawberry import Schema
 from strawberry.types import ExecutionResult
 
 from domain.errors import DomainError
-from resolvers.compiled import Declined, NotCompilable, Request, Statement, compile_, compile_filing, filings
+from resolvers.compiled import (
+    Declined,
+    NotCompilable,
+    Request,
+    Statement,
+    compile_,
+    compile_filing,
+    filed_events,
+    filings,
+)
 from schema.limits import MAX_COST, MAX_TOKENS, document_has_nul, has_nul, operation_cost, validation_rules
 from server.auth import forget
 from server.context import Context, publish_committed
@@ -242,8 +251,8 @@ class CompiledReads:
         bind = ctx.services.sessionmaker.kw.get("bind")
         if ctx.unit_open() or not isinstance(bind, AsyncEngine):
             row = await CompiledReads._in_unit(ctx, statement)
-            if row[2] is not None:
-                publish_committed(ctx.services, [(int(row[3]), str(row[4]))])
+            if events := filed_events([row]):
+                publish_committed(ctx.services, events)
             return row
         if self._filings is None or self._filings.engine is not bind:
             services = ctx.services

@@ -36,7 +36,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.complaints.at_once import Given
-from resolvers.compiled import Statement, filings
+from resolvers.compiled import Statement, filed_events, filings
 from server.observability import FILING_BATCHES, FILINGS_WAITING
 from server.unit_of_work import database_unavailable
 
@@ -130,10 +130,7 @@ class FilingBatches:
             keys = {(f.rows.staff_id, f.rows.key) for f in self._givens(batch) if f.rows.key is not None}
             self._keys |= keys
             try:
-                if len(batch) == 1:
-                    await self._alone(batch[0])
-                else:
-                    await self._together(batch)
+                await self._send_batch(batch)
             except BaseException as exc:  # (cancelled at shutdown): no filing is left without an answer
                 for filing in batch:
                     _settle(filing, error=exc if isinstance(exc, Exception) else Unsure())
@@ -146,33 +143,13 @@ class FilingBatches:
             finally:
                 self._keys -= keys
 
-    async def _alone(self, filing: _Filing) -> None:
-        """One filing as its own transaction (the statement outside a transaction: committed when it answers)."""
-        async with self.engine.connect() as connection:
-            driver = (await connection.get_raw_connection()).driver_connection
-            assert driver is not None
-            try:
-                sql, params = filings([filing.statement])
-                row = await driver.fetchrow(sql, *params)
-            except asyncio.CancelledError:
-                await asyncio.shield(connection.invalidate())
-                raise
-            except Exception as exc:
-                if not refused(exc):
-                    await connection.invalidate()
-                    exc = Unsure()
-                _settle(filing, error=exc)
-                return
-        FILING_BATCHES.observe(1)
-        self._committed([row])
-        _settle(filing, row=row)
-
-    async def _together(self, batch: list[_Filing]) -> None:
+    async def _send_batch(self, batch: list[_Filing]) -> None:
+        """The filings as one statement, outside a transaction: its own, committed when it answers."""
         sql, params = filings([f.statement for f in batch])
         async with self.engine.connect() as connection:
             driver = (await connection.get_raw_connection()).driver_connection
             assert driver is not None
-            try:  # outside a transaction: the statement is its own, committed when it answers
+            try:
                 rows = await driver.fetch(sql, *params)
             except asyncio.CancelledError:
                 await asyncio.shield(connection.invalidate())
@@ -185,12 +162,15 @@ class FilingBatches:
                     for filing in batch:
                         _settle(filing, error=Unsure())
                     return
+                if len(batch) == 1:
+                    _settle(batch[0], error=exc)
+                    return
                 log.warning("filings: PostgreSQL refused a statement of %d (%s); sending each alone", len(batch),
                             type(exc).__name__)
                 rows = None
         if rows is None:
             for filing in batch:  # (one after the other: they would take turns at the lock anyway)
-                await self._alone(filing)
+                await self._send_batch([filing])
             return
         if [row[0] for row in rows] != list(range(len(batch))):  # (committed, but answered wrongly: a bug)
             log.error("filings: %d rows answered %d filings", len(rows), len(batch))
@@ -198,15 +178,11 @@ class FilingBatches:
                 _settle(filing, error=Unsure())
             return
         FILING_BATCHES.observe(len(batch))
-        self._committed(list(rows))
-        for filing, row in zip(batch, rows, strict=True):
-            _settle(filing, row=row)
-
-    def _committed(self, rows: list[Any]) -> None:
-        """Publish the events of rows (``(place, confirmed, data, event id, region code)``) that filed."""
-        events = [(int(row[3]), str(row[4])) for row in rows if row[2] is not None]
+        events = filed_events(rows)
         if events and self.publish is not None:
             self.publish(events)
+        for filing, row in zip(batch, rows, strict=True):
+            _settle(filing, row=row)
 
     @staticmethod
     def _givens(batch: list[_Filing]) -> list[Given]:
