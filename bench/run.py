@@ -5,10 +5,9 @@
 
 The dataset is loaded (``bench.dataset``) into ``rujuk_bench_<scale>`` on the PostgreSQL server of
 ``--server-url`` unless ``--database-url`` names a database; a database already holding the same scale is
-reused. Then, in order: ``rujuk serve`` on 1 worker, on 2 workers (a listening socket each, broadcast over
-PostgreSQL), the same 2 workers under ``uvicorn --workers 2`` on one shared socket (intake and the nested page
-only), PostGraphile 5 (skipped when node or its npm packages are missing), and the plain-SQL floors through
-asyncpg. Every load generator is bounded in time and count and talks to 127.0.0.1 only.
+reused. Then, in order: rujuk on 1 uvicorn worker, rujuk on 2 workers (broadcast over PostgreSQL), PostGraphile
+5 (skipped when node or its npm packages are missing), and the plain-SQL floors through asyncpg. Every load
+generator is bounded in time and count and talks to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -46,8 +45,6 @@ SQL = "plain SQL via asyncpg"
 #: it grouped them), and that without the event-order lock
 ALONE = "its SQL, one filing per transaction"
 UNORDERED = "its SQL, one filing per transaction, without the event-order lock"
-#: a diagnostic: two workers accepting on one socket bound by their parent, as ``uvicorn --workers 2`` runs them
-SHARED = "rujuk, 2 workers on one shared socket (uvicorn --workers)"
 
 
 class Run:
@@ -111,7 +108,7 @@ class Run:
         if workers > 1 and not self.wanted("intake", "nested_page", "fanout"):
             return
         system = f"rujuk, {workers} worker{'s' if workers > 1 else ''}"
-        say(f"rujuk serve, {workers} worker(s)")
+        say(f"rujuk on {workers} uvicorn worker(s)")
         first, *more = a.fanout_sockets
         with Rujuk(self.url, self.logs, workers=workers) as server:
             async with GraphQL(server.base, connections=a.clients + 8) as client:
@@ -120,10 +117,9 @@ class Run:
                 # first, while the process is fresh: its memory per idle subscription is read from VmRSS
                 await self.guarded("fanout", _consoles(system, first), fanout.rujuk(
                     server, client, f, sockets=first, rate=a.fanout_rate, duration=a.duration))
-                await self._spread(server, "intake", system, intake.rujuk(client, f, clients=a.clients,
-                                                                          **self.timing))
-                await self._spread(server, "nested_page", system, reads.nested_rujuk(client, f, clients=a.clients,
-                                                                                     **self.timing))
+                await self.guarded("intake", system, intake.rujuk(client, f, clients=a.clients, **self.timing))
+                await self.guarded("nested_page", system, reads.nested_rujuk(client, f, clients=a.clients,
+                                                                             **self.timing))
                 if workers == 1:
                     await self.guarded("nik_lookup", system, reads.nik_rujuk(client, f, clients=a.lookup_clients,
                                                                               **self.timing))
@@ -133,14 +129,6 @@ class Run:
                     await self.guarded("pull_complaints", system, pull.complaints_rujuk(client, f,
                                                                                          duration=a.duration))
                     await self.guarded("pull_export", system, pull.export_rujuk(client, f, duration=a.duration))
-        if workers > 1 and self.wanted("intake", "nested_page"):
-            # the same workers accepting on one socket their parent bound (uvicorn's own --workers)
-            with Rujuk(self.url, self.logs, workers=workers, shared_socket=True) as server:
-                async with GraphQL(server.base, connections=a.clients + 8) as client:
-                    await self._spread(server, "intake", SHARED, intake.rujuk(client, f, clients=a.clients,
-                                                                              **self.timing))
-                    await self._spread(server, "nested_page", SHARED, reads.nested_rujuk(
-                        client, f, clients=a.clients, **self.timing))
         for sockets in more if self.wanted("fanout") else ():
             # each further number of consoles on a fresh server: memory freed by the sockets before would be
             # reused by the next ones, and their growth of VmRSS would no longer be theirs
@@ -148,12 +136,6 @@ class Run:
                 async with GraphQL(server.base, connections=a.clients + 8) as client:
                     await self.guarded("fanout", _consoles(system, sockets), fanout.rujuk(
                         server, client, f, sockets=sockets, rate=a.fanout_rate, duration=a.duration))
-
-    async def _spread(self, server: Rujuk, name: str, system: str, work: Coroutine[Any, Any, Any]) -> None:
-        """A measurement of a server under load, with how its workers shared the clients' connections."""
-        summary = await self.guarded(name, system, work)
-        if summary is not None and server.workers > 1:
-            summary["client_connections_per_worker"] = server.client_connections()
 
     async def postgraphile(self) -> None:
         a = self.args
@@ -214,14 +196,12 @@ class Run:
         intake_title = f"Intake `fileComplaint`, {a.clients} clients"
         rate_row(f"{intake_title}, 1 worker", "intake", r1, PG)
         rate_row(f"{intake_title}, 2 workers", "intake", r2, PG)
-        rate_row(f"{intake_title}, 2 workers", "intake", r2, SHARED)
         rate_row(f"{intake_title}, 1 worker", "intake", r1, SQL)
         rate_row(f"{intake_title}, 1 worker", "intake", r1, ALONE)
         rate_row(f"{intake_title}, 1 worker", "intake", r1, UNORDERED)
         page_title = f"Nested page: 50 households + members, complaints, referrals; {a.clients} clients"
         rate_row(f"{page_title}, 1 worker", "nested_page", r1, PG)
         rate_row(f"{page_title}, 2 workers", "nested_page", r2, PG)
-        rate_row(f"{page_title}, 2 workers", "nested_page", r2, SHARED)
         rate_row(f"{page_title}, 1 worker", "nested_page", r1, SQL)
         for sockets in a.fanout_sockets:
             for system in (r1, r2):

@@ -42,42 +42,6 @@ def children(pid: int) -> list[int]:
     return found
 
 
-#: TCP states as /proc/net/tcp writes them
-ESTABLISHED, LISTEN = "01", "0A"
-
-
-def port_sockets(port: int, state: str = ESTABLISHED) -> set[str]:
-    """The TCP sockets in ``state`` on local ``port``, named as ``/proc/<pid>/fd`` links name them."""
-    found: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == state and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                found.add(f"socket:[{fields[9]}]")
-    return found
-
-
-def sockets_on_port(port: int, pids: list[int], state: str = ESTABLISHED) -> dict[int, int]:
-    """How many TCP sockets in ``state`` on local ``port`` each of the processes ``pids`` holds."""
-    ours = port_sockets(port, state)
-    return {pid: _sockets_held(pid, ours) for pid in pids}
-
-
-def _sockets_held(pid: int, sockets: set[str]) -> int:
-    held = 0
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            held += os.readlink(fd) in sockets
-        except OSError:  # closed meanwhile
-            pass
-    return held
-
-
-def spawned_workers(pid: int) -> list[int]:
-    """The worker processes a server started with multiprocessing (not its resource tracker beside them)."""
-    return [child for child in children(pid) if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
-
-
 class Process:
     """A server process on a free loopback port, its output in ``log``, stopped with SIGTERM."""
 
@@ -142,31 +106,24 @@ UNLIMITED = {name: "1000000000" for name in ("RUJUK_RATE_LIMIT", "RUJUK_RATE_BUR
 
 
 class Rujuk(Process):
-    """``rujuk serve --workers N`` (``python -m server serve``) with ``RUJUK_DATABASE_URL`` set (and, for several
-    workers, ``RUJUK_BROADCAST_URL`` pointing at the same PostgreSQL so subscriptions span the workers): with several
-    workers each has a listening socket of its own. ``shared_socket`` runs ``uvicorn --workers N`` instead, whose
-    workers accept on one socket bound by their parent."""
+    """``python -m uvicorn server.asgi:app --workers N`` with ``RUJUK_DATABASE_URL`` set (and, for several
+    workers, ``RUJUK_BROADCAST_URL`` pointing at the same PostgreSQL so subscriptions span the workers)."""
 
     name = "rujuk"
 
-    def __init__(self, database_url: str, log_dir: Path, *, workers: int = 1, shared_socket: bool = False) -> None:
+    def __init__(self, database_url: str, log_dir: Path, *, workers: int = 1) -> None:
         super().__init__(log_dir)
         self.database_url = database_url
         self.workers = workers
-        self.shared_socket = shared_socket
 
     def command(self) -> tuple[list[str], dict[str, str], Path]:
         env = {**os.environ, **UNLIMITED, "RUJUK_DATABASE_URL": self.database_url, "RUJUK_LOG_LEVEL": "WARNING"}
         env.setdefault("RUJUK_ENV", "test")
         if self.workers > 1:
             env["RUJUK_BROADCAST_URL"] = plain_url(self.database_url)
-        if self.shared_socket:
-            argv = [sys.executable, "-m", "uvicorn", "server.asgi:app", "--host", "127.0.0.1", "--port",
-                    str(self.port), "--workers", str(self.workers), "--ws", "server.websocket:WebSocketProtocol",
-                    "--ws-per-message-deflate", "false", "--no-access-log", "--log-level", "warning"]
-        else:
-            argv = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                    "--workers", str(self.workers)]
+        argv = [sys.executable, "-m", "uvicorn", "server.asgi:app", "--host", "127.0.0.1", "--port", str(self.port),
+                "--workers", str(self.workers), "--ws", "server.websocket:WebSocketProtocol",
+                "--ws-per-message-deflate", "false", "--no-access-log", "--log-level", "warning"]
         return argv, env, ROOT
 
     def start(self, timeout: float = 60) -> Self:
@@ -186,13 +143,7 @@ class Rujuk(Process):
 
     def worker_pids(self) -> list[int]:
         assert self.proc is not None
-        if self.workers == 1:
-            return [self.proc.pid]
-        return spawned_workers(self.proc.pid)
-
-    def client_connections(self) -> list[int]:
-        """How many established client connections each worker holds on the server's port, most first."""
-        return sorted(sockets_on_port(self.port, self.worker_pids()).values(), reverse=True)
+        return [self.proc.pid] if self.workers == 1 else children(self.proc.pid)
 
     def rss_kib(self) -> int:
         """Resident memory of all the worker processes together."""

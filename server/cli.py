@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from server.observability import configure_logging
 from server.settings import Settings, SettingsError, get_settings
@@ -83,8 +83,6 @@ async def _seed(url: str, settings: Settings, households: int) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from server.workers import Supervisor, reuse_port_supported
-
     with database(settings) as url:
         asyncio.run(_migrate(url))
         if args.demo:
@@ -99,20 +97,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         host, port = args.host or settings.host, args.port or settings.port
         _say(f"rujuk serves GraphQL at http://{host}:{port}/graphql")
         log_config = configure_logging(settings.log_level, json_logs=settings.log_format == "json")
-        options: dict[str, Any] = dict(
-            log_config=log_config,
-            access_log=False,  # rujuk.access logs requests without query strings
-            proxy_headers=True, ws="server.websocket:WebSocketProtocol", loop="auto", http="auto",
-            # no permessage-deflate: its zlib state is ~40 KiB per socket (most of an idle
-            # subscription's memory) and it compresses every shared result again for each socket,
-            # while a result is a few hundred bytes
-            ws_per_message_deflate=False,
-            ws_max_size=settings.max_body_bytes,  # a WebSocket message is held to an HTTP body's limit
-            timeout_graceful_shutdown=20)
-        if args.workers > 1 and reuse_port_supported():
-            # a socket per worker: the kernel spreads new connections over the workers
-            return Supervisor("server.asgi:app", host=host, port=port, workers=args.workers, options=options).run()
-        uvicorn.run("server.asgi:app", host=host, port=port, workers=args.workers, **options)
+        uvicorn.run("server.asgi:app", host=host, port=port, workers=args.workers, log_config=log_config,
+                    access_log=False,  # rujuk.access logs requests without query strings
+                    proxy_headers=True, ws="server.websocket:WebSocketProtocol", loop="auto", http="auto",
+                    # no permessage-deflate: its zlib state is ~40 KiB per socket (most of an idle
+                    # subscription's memory) and it compresses every shared result again for each socket,
+                    # while a result is a few hundred bytes
+                    ws_per_message_deflate=False,
+                    ws_max_size=settings.max_body_bytes,  # a WebSocket message is held to an HTTP body's limit
+                    timeout_graceful_shutdown=20)
     return 0
 
 

@@ -23,7 +23,6 @@ POSTGRAPHILE = "PostGraphile 5 (1 Node process)"
 SQL = "plain SQL via asyncpg"
 ALONE = "its SQL, one filing per transaction"
 UNORDERED = "its SQL, one filing per transaction, without the event-order lock"
-SHARED = "rujuk, 2 workers on one shared socket (uvicorn --workers)"
 
 
 def number(value: Any) -> bool:
@@ -53,8 +52,7 @@ def test_every_benchmark_produces_figures(fresh_database_url: str, tmp_path: Pat
     assert path.with_suffix(".md").is_file() and (results / "latest.md").is_file()
     benchmarks = json.loads(path.read_text())["benchmarks"]
     expected = {
-        "intake": (*RUJUK, SHARED, POSTGRAPHILE, SQL, ALONE, UNORDERED),
-        "nested_page": (*RUJUK, SHARED, POSTGRAPHILE, SQL),
+        "intake": (*RUJUK, POSTGRAPHILE, SQL, ALONE, UNORDERED), "nested_page": (*RUJUK, POSTGRAPHILE, SQL),
         "fanout": (*(f"{r}, {n} consoles" for n in (10, 12) for r in RUJUK), SQL),
         "nik_lookup": (RUJUK[0], SQL), "workload": (RUJUK[0], SQL),
         "pull_changes": (RUJUK[0], SQL), "pull_complaints": (RUJUK[0], SQL), "pull_export": (RUJUK[0], SQL),
@@ -68,10 +66,6 @@ def test_every_benchmark_produces_figures(fresh_database_url: str, tmp_path: Pat
                 assert figures == {"skipped": missing_node}
                 continue
             assert measured(figures), (name, system, figures)
-    for name in ("intake", "nested_page"):  # how the two workers shared the clients' connections
-        for system in (RUJUK[1], SHARED):
-            spread = benchmarks[name][system]["client_connections_per_worker"]
-            assert len(spread) == 2 and all(isinstance(n, int) for n in spread) and sum(spread) > 0, spread
     for system in RUJUK:
         for n in (10, 12):  # each number of consoles on a server of its own
             assert number(benchmarks["fanout"][f"{system}, {n} consoles"]["rss_per_subscription_kib"])
