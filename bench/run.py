@@ -117,9 +117,10 @@ class Run:
                 # first, while the process is fresh: its memory per idle subscription is read from VmRSS
                 await self.guarded("fanout", _consoles(system, first), fanout.rujuk(
                     server, client, f, sockets=first, rate=a.fanout_rate, duration=a.duration))
-                await self.guarded("intake", system, intake.rujuk(client, f, clients=a.clients, **self.timing))
-                await self.guarded("nested_page", system, reads.nested_rujuk(client, f, clients=a.clients,
-                                                                             **self.timing))
+                await self._spread(server, "intake", system, intake.rujuk(client, f, clients=a.clients,
+                                                                          **self.timing))
+                await self._spread(server, "nested_page", system, reads.nested_rujuk(client, f, clients=a.clients,
+                                                                                     **self.timing))
                 if workers == 1:
                     await self.guarded("nik_lookup", system, reads.nik_rujuk(client, f, clients=a.lookup_clients,
                                                                               **self.timing))
@@ -136,6 +137,13 @@ class Run:
                 async with GraphQL(server.base, connections=a.clients + 8) as client:
                     await self.guarded("fanout", _consoles(system, sockets), fanout.rujuk(
                         server, client, f, sockets=sockets, rate=a.fanout_rate, duration=a.duration))
+
+    async def _spread(self, server: Rujuk, name: str, system: str, work: Coroutine[Any, Any, Any]) -> None:
+        """A measurement of a server under load, with how its workers shared the clients' connections (uvicorn's
+        workers accept on one shared socket, so the split is the kernel's and the workers' timing)."""
+        summary = await self.guarded(name, system, work)
+        if summary is not None and server.workers > 1:
+            summary["client_connections_per_worker"] = server.client_connections()
 
     async def postgraphile(self) -> None:
         a = self.args

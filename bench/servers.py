@@ -42,6 +42,32 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def sockets_on_port(port: int, pids: list[int]) -> dict[int, int]:
+    """How many established TCP connections on local ``port`` each of the processes ``pids`` holds."""
+    ours: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 01: ESTABLISHED
+                ours.add(f"socket:[{fields[9]}]")  # as /proc/<pid>/fd links name them
+    return {pid: _sockets_held(pid, ours) for pid in pids}
+
+
+def _sockets_held(pid: int, sockets: set[str]) -> int:
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            held += os.readlink(fd) in sockets
+        except OSError:  # closed meanwhile
+            pass
+    return held
+
+
+def spawned_workers(pid: int) -> list[int]:
+    """The worker processes a server started with multiprocessing (not its resource tracker beside them)."""
+    return [child for child in children(pid) if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
 class Process:
     """A server process on a free loopback port, its output in ``log``, stopped with SIGTERM."""
 
@@ -143,7 +169,11 @@ class Rujuk(Process):
 
     def worker_pids(self) -> list[int]:
         assert self.proc is not None
-        return [self.proc.pid] if self.workers == 1 else children(self.proc.pid)
+        return [self.proc.pid] if self.workers == 1 else spawned_workers(self.proc.pid)
+
+    def client_connections(self) -> list[int]:
+        """How many established client connections each worker holds on the server's port, most first."""
+        return sorted(sockets_on_port(self.port, self.worker_pids()).values(), reverse=True)
 
     def rss_kib(self) -> int:
         """Resident memory of all the worker processes together."""

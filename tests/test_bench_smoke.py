@@ -66,6 +66,9 @@ def test_every_benchmark_produces_figures(fresh_database_url: str, tmp_path: Pat
                 assert figures == {"skipped": missing_node}
                 continue
             assert measured(figures), (name, system, figures)
+    for name in ("intake", "nested_page"):  # how the two workers shared the clients' connections
+        spread = benchmarks[name][RUJUK[1]]["client_connections_per_worker"]
+        assert len(spread) == 2 and all(isinstance(n, int) for n in spread) and sum(spread) > 0, spread
     for system in RUJUK:
         for n in (10, 12):  # each number of consoles on a server of its own
             assert number(benchmarks["fanout"][f"{system}, {n} consoles"]["rss_per_subscription_kib"])
