@@ -17,8 +17,8 @@ paths cannot disagree about which rows an actor sees; ``tests/test_compiled_read
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -36,11 +36,14 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    VariableNode,
+    Visitor,
     get_named_type,
     get_nullable_type,
+    visit,
 )
 from graphql.execution.values import VariableValues, get_argument_values
-from sqlalchemy import ClauseElement, Select, func, literal_column, select
+from sqlalchemy import ClauseElement, Select, bindparam, func, literal_column, select, tuple_
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.types import DateTime
 from strawberry.types.arguments import convert_arguments
@@ -55,7 +58,7 @@ from domain.events import CaseEvent as CaseEventRow
 from domain.events import changes_statement
 from domain.households import queries as households
 from domain.households.models import Household
-from domain.paging import Ordering, check_first, keyset
+from domain.paging import Ordering, check_first, decode_cursor, keyset
 from domain.referrals import queries as referrals
 from domain.referrals.models import Referral
 from domain.sqljson import Ascii, JSONText, b64url, global_id, iso, json_list, json_literal, obj
@@ -101,6 +104,10 @@ class Request:
     #: the staff row the actor was made from (id, role, username, region code, extra region codes), when the
     #: statement itself must confirm it is unchanged and active
     confirm: tuple[int, str, str, str | None, tuple[str, ...]] | None = None
+    #: the cursors given by variables found while compiling (each variable used once in the document only)
+    cursors: list[Cursor] = field(default_factory=list)
+    #: how many times the document uses each variable
+    uses: Counter[str] = field(default_factory=Counter)
 
 
 def _collect(request: Request, type_: GraphQLObjectType, selection_sets: Iterable[SelectionSetNode],
@@ -222,9 +229,10 @@ _COMPILED: OrderedDict[Any, Any] = OrderedDict()
 _COMPILED_SIZE = 512
 
 
-def bind(statement: ClauseElement, params: list[Any]) -> str:
+def bind(statement: ClauseElement, params: list[Any], slots: dict[str, int] | None = None) -> str:
     """``statement`` as SQL whose parameters continue the numbering of ``params`` (their values appended).
-    The compiled form is reused for statements of the same shape, as SQLAlchemy's own execution does."""
+    The compiled form is reused for statements of the same shape, as SQLAlchemy's own execution does. Given
+    ``slots``, the index in ``params`` of each parameter named there is written into it."""
     key = statement._generate_cache_key()
     compiled = _COMPILED.get(key.key) if key is not None else None
     if compiled is None:
@@ -237,6 +245,10 @@ def bind(statement: ClauseElement, params: list[Any]) -> str:
     expanded = compiled._process_parameters_for_postcompile(values)  # IN lists, as at execution
     offset = len(params)
     params.extend(expanded.parameters[name] for name in expanded.positiontup or ())
+    if slots is not None:
+        for i, name in enumerate(expanded.positiontup or ()):
+            if name in slots:
+                slots[name] = offset + i
     return _PARAM.sub(lambda m: f"${int(m.group(1)) + offset}", expanded.statement)
 
 
@@ -478,6 +490,29 @@ class Statement:
     writes: bool = False
     filing: at_once.Given | None = None
     payload: str = ""
+    #: the pages' cursors given by variables: the same statement answers any other cursor of those orderings,
+    #: with its values in place of these (:func:`after_other_cursors`)
+    cursors: tuple[Cursor, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A page's ``after:`` given by ``variable``: where its decoded values sit in the statement's parameters."""
+
+    variable: str
+    ordering: Ordering
+    slots: tuple[int, ...]
+
+
+def after_other_cursors(statement: Statement, variables: Mapping[str, Any]) -> Statement:
+    """``statement`` for the same request but other values of its cursor variables (none of them absent where
+    the statement had one, nor given where it had none). Raises the :class:`DomainError` the resolvers raise for
+    a cursor that is not one of this list's."""
+    params = list(statement.params)
+    for cursor in statement.cursors:
+        for slot, value in zip(cursor.slots, decode_cursor(cursor.ordering, variables[cursor.variable]), strict=True):
+            params[slot] = value
+    return Statement(sql=statement.sql, params=params, confirms=statement.confirms, cursors=statement.cursors)
 
 
 def filings(statements: Sequence[Statement]) -> tuple[str, list[Any]]:
@@ -517,16 +552,26 @@ def _node(request: Request, entity: Entity, type_: GraphQLObjectType, selected: 
 
 def _connection(request: Request, entity: Entity, type_: GraphQLObjectType, selections: list[Selected],
                 matching: Select[Any], ordering: Ordering, first: int, after: str | None, n: int,
-                params: list[Any], ctes: list[str]) -> str:
+                params: list[Any], ctes: list[str], after_variable: str | None = None) -> str:
     """``{edges {cursor node}, pageInfo, totalCount}`` of a keyset page, as the resolvers build it. The page's
     keys (and one more, to know whether more follow) go to a CTE ``p<n>`` numbered in page order."""
     model = entity.table
     # the page's whole rows (not only their keys), so its objects are written from the CTE without looking
     # each row up again
     table = Base.metadata.tables[model]
-    keys = keyset(matching.with_only_columns(*table.c), ordering, after=after, first=first)
+    keys = keyset(matching.with_only_columns(*table.c), ordering, after=None, first=first)
+    slots: dict[str, int] = {}
+    if after is not None:  # (as keyset() compares, with the values as named parameters)
+        values: list[Any] = [bindparam(f"cursor_{i}", value)
+                             for i, value in enumerate(decode_cursor(ordering, after))]
+        slots = {value.key: -1 for value in values}
+        left, right = tuple_(*ordering.columns), tuple_(*values)
+        keys = keys.where(left < right if ordering.descending else left > right)
     ranked = f"p{n}"
-    ctes.append(f"k{n} AS ({bind(literal_limit(keys), params)})")
+    ctes.append(f"k{n} AS ({bind(literal_limit(keys), params, slots)})")
+    if slots and after_variable is not None and request.uses[after_variable] == 1:
+        request.cursors.append(Cursor(after_variable, ordering,
+                                      tuple(slots[f"cursor_{i}"] for i in range(len(slots)))))
     ctes.append(f"{ranked} AS (SELECT k{n}.*, row_number() OVER (ORDER BY {_sort(ordering, f'k{n}')}) AS rn "
                 f"FROM k{n})")
     pairs: list[tuple[str, str]] = []
@@ -584,6 +629,7 @@ def compile_(request: Request, document: DocumentNode, operation: OperationDefin
 
     query_type = request.schema.query_type
     assert query_type is not None
+    request.uses = _variable_uses(operation, request.fragments)
     params: list[Any] = []
     ctes: list[str] = []
     searches: list[str] = []
@@ -620,7 +666,7 @@ def compile_(request: Request, document: DocumentNode, operation: OperationDefin
             rf, ordering = referral_query(args.get("filter"))
             entity, matching = REFERRAL, referrals.matching(actor, rf)
         pairs.append((selected.key, _connection(request, entity, type_, selections, matching, ordering, first, after,
-                                                n, params, ctes)))
+                                                n, params, ctes, _variable(selected, "after"))))
     confirmed = "true"
     if request.confirm is not None:
         staff_id, role, username, region_code, extra = request.confirm
@@ -639,7 +685,31 @@ def compile_(request: Request, document: DocumentNode, operation: OperationDefin
     with_ = ("WITH " + ", ".join(ctes) + " ") if ctes else ""
     extra_column = f", {confirmed}" if request.confirm is not None else ""
     sql = f"{with_}SELECT {obj(pairs)}::text{extra_column}"
-    return Statement(sql=sql, params=params, confirms=request.confirm is not None)
+    return Statement(sql=sql, params=params, confirms=request.confirm is not None, cursors=tuple(request.cursors))
+
+
+def _variable(selected: Selected, argument: str) -> str | None:
+    """The variable the field's ``argument`` is given by, if it is given by one."""
+    for node in selected.nodes[0].arguments or ():
+        if node.name.value == argument:
+            return node.value.name.value if isinstance(node.value, VariableNode) else None
+    return None
+
+
+def _variable_uses(operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
+                   ) -> Counter[str]:
+    """How many times each variable is used in the operation and the fragments it may spread."""
+    uses: Counter[str] = Counter()
+
+    class Count(Visitor):
+        def enter_variable(self, node: VariableNode, *_: Any) -> None:
+            uses[node.name.value] += 1
+
+    counting = Count()
+    visit(operation.selection_set, counting)
+    for fragment in fragments.values():
+        visit(fragment, counting)
+    return uses
 
 
 # --- the one compiled mutation -------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from resolvers.compiled import (
     NotCompilable,
     Request,
     Statement,
+    after_other_cursors,
     compile_,
     compile_filing,
     filed_events,
@@ -96,8 +97,10 @@ class CompiledReads:
         self._declined = _Bounded(cache_size)
         #: the JSON layer of documents already compiled, per visibility and scope
         self._nodes: _Bounded = _Bounded(cache_size * 4)
-        #: whole statements, by query, variables and account
+        #: whole statements, by query, variables and account (a page's cursor variables only by whether given)
         self._statements: _Bounded = _Bounded(cache_size * 4)
+        #: the variables that give pages' cursors, by query text and operation name, once one was compiled
+        self._cursor_variables = _Bounded(cache_size)
 
     def _prepare(self, query: str, operation_name: str | None) -> Prepared | None:
         key = (query, operation_name)
@@ -141,22 +144,41 @@ class CompiledReads:
                                               known.extra_region_codes)
         actor = ctx.actor
         statement_key: Any = None
-        # the same read again (a console refreshing its list, a board): the statement as built before (a write is
-        # built for each request; values orjson cannot write are not keyed)
+        # the same read again (a console refreshing its list, a board, a partner paging on): the statement as built
+        # before (a write is built for each request; values orjson cannot write are not keyed). A page's cursor
+        # counts only as given or not: the statement takes another cursor's values as its parameters.
+        cursors: tuple[str, ...] = self._cursor_variables.get((query, operation_name), ())
         if prepared.operation.operation is OperationType.QUERY:
             with contextlib.suppress(TypeError):
-                statement_key = (query, operation_name, orjson.dumps(values, option=orjson.OPT_SORT_KEYS),
-                                 actor.id, actor.role, actor.regions, actor.programs, actor.sees_personal_data,
-                                 actor.key_id, confirm)
+                statement_key = self._statement_key(query, operation_name, values, cursors, actor, confirm)
         statement = self._statements.get(statement_key) if statement_key is not None else None
+        if statement is not None and statement.cursors:
+            try:
+                statement = after_other_cursors(statement, values)
+            except DomainError:  # not a cursor of this list: the resolvers answer with the typed error
+                return None
         if statement is None:
             built = self._build(ctx, prepared, key, values, confirm)
             if built is None:
                 return None
             statement = built
             if statement_key is not None:
-                self._statements[statement_key] = statement
+                if built.cursors and not cursors:  # learnt: key this and later requests by their cursors' presence
+                    cursors = tuple(sorted(c.variable for c in built.cursors))
+                    self._cursor_variables[(query, operation_name)] = cursors
+                    with contextlib.suppress(TypeError):
+                        statement_key = self._statement_key(query, operation_name, values, cursors, actor, confirm)
+                # kept only when its cursors are exactly the keyed variables given (else their values are its own)
+                if {c.variable for c in built.cursors} == {name for name in cursors if values.get(name) is not None}:
+                    self._statements[statement_key] = statement
         return await self._answer(ctx, prepared, statement, known)
+
+    @staticmethod
+    def _statement_key(query: str, operation_name: str | None, values: dict[str, Any], cursors: tuple[str, ...],
+                       actor: Any, confirm: Any) -> tuple[Any, ...]:
+        keyed = {**values, **{name: values.get(name) is not None for name in cursors}} if cursors else values
+        return (query, operation_name, orjson.dumps(keyed, option=orjson.OPT_SORT_KEYS), cursors, actor.id,
+                actor.role, actor.regions, actor.programs, actor.sees_personal_data, actor.key_id, confirm)
 
     def _build(self, ctx: Context, prepared: Prepared, key: tuple[str, str | None, bool], values: dict[str, Any],
                confirm: tuple[int, str, str, str | None, tuple[str, ...]] | None) -> Statement | None:

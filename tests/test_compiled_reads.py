@@ -386,3 +386,60 @@ async def test_export_lines_written_by_postgresql_match_the_python_encoding(
     finally:
         await engine.dispose()
     assert rows == expected
+
+
+#: two lists paged by cursors of their own, and one cursor variable given to two lists
+TWO_CURSORS = """
+query($h: String, $c: String) {
+  households(first: 4, after: $h) { edges { node { id } } pageInfo { hasNextPage hasPreviousPage endCursor } }
+  complaints(first: 3, after: $c, orderBy: UPDATED) { edges { cursor node { id updatedAt } } pageInfo { endCursor } }
+}"""
+ONE_CURSOR_TWICE = """
+query($c: String) {
+  a: complaints(first: 3, after: $c) { edges { node { id } } pageInfo { endCursor } }
+  b: complaints(first: 5, after: $c) { edges { node { id } } pageInfo { endCursor } }
+}"""
+
+
+async def test_one_statement_serves_every_cursor_of_its_list(pair: Pair) -> None:
+    """The statement of a page is kept and answers the next cursors with their values as its parameters: pages
+    forward, backward to an earlier cursor and the first page again are all the resolvers' pages."""
+    cursors: list[str | None] = [None]
+    ids: list[str] = []
+    for _ in range(5):
+        page = (await pair.both("admin", COMPLAINTS, {"first": 11, "order": "SLA_DUE", "after": cursors[-1]})
+                )["data"]["complaints"]
+        ids += [edge["node"]["id"] for edge in page["edges"]]
+        cursors.append(page["pageInfo"]["endCursor"])
+    assert len(ids) == len(set(ids)) == 55  # each page begins where the one before ended
+    for after in (cursors[2], cursors[0], cursors[4]):  # cursors asked before, in another order
+        page = (await pair.both("admin", COMPLAINTS, {"first": 11, "order": "SLA_DUE", "after": after})
+                )["data"]["complaints"]
+        start = cursors.index(after) * 11
+        assert [edge["node"]["id"] for edge in page["edges"]] == ids[start:start + 11]
+
+
+async def test_a_bad_cursor_for_a_kept_statement_is_the_resolvers_error(pair: Pair) -> None:
+    first = (await pair.both("admin", COMPLAINTS, {"first": 6}))["data"]["complaints"]["pageInfo"]
+    await pair.both("admin", COMPLAINTS, {"first": 6, "after": first["endCursor"]})  # kept, with its cursor
+    other = (await pair.both("admin", COMPLAINTS, {"first": 2, "order": "SLA_DUE"}))["data"]["complaints"]["pageInfo"]
+    for bad in ("not-a-cursor", other["endCursor"], first["endCursor"][:-4]):
+        answer = await pair.both("admin", COMPLAINTS, {"first": 6, "after": bad})
+        assert answer["errors"][0]["extensions"]["code"] == "INVALID_CURSOR", bad
+    mistyped = await pair.both("admin", COMPLAINTS, {"first": 6, "after": 12})
+    assert mistyped["errors"] and mistyped["data"] is None
+
+
+async def test_lists_with_cursors_of_their_own_or_one_cursor_twice_page_the_same(pair: Pair) -> None:
+    h: str | None = None
+    c: str | None = None
+    for step in range(6):  # the households' cursor moves every page, the complaints' every other page
+        data = (await pair.both("supervisor1", TWO_CURSORS, {"h": h, "c": c}))["data"]
+        h = data["households"]["pageInfo"]["endCursor"]
+        if step % 2:
+            c = data["complaints"]["pageInfo"]["endCursor"]
+    after: str | None = None
+    for _ in range(4):
+        data = (await pair.both("admin", ONE_CURSOR_TWICE, {"c": after}))["data"]
+        assert [e["node"]["id"] for e in data["a"]["edges"]] == [e["node"]["id"] for e in data["b"]["edges"]][:3]
+        after = data["a"]["pageInfo"]["endCursor"]
