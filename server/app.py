@@ -46,6 +46,7 @@ from server.context import Context, Services, abandon_unit
 from server.export import export_endpoint
 from server.middleware import PARSED_BODY, BodyLimit, JsonBody, RateLimit, RequestId, Sockets
 from server.observability import WebSocketGauge, metrics_endpoint, request_id_var
+from server.process import end_with_supervisor
 from server.settings import Settings
 from server.simulator import run as run_simulator
 from server.unit_of_work import database_unavailable
@@ -254,6 +255,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         assert settings.database_url is not None, "the CLI starts the embedded database before the app"
+        end_with_supervisor()
         own_engine = engine is None
         eng = engine or db.make_engine(settings.database_url, pool_size=settings.db_pool_size)
         broadcast = make_broadcast(settings.broadcast_url)
