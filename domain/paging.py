@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, tuple_
+from sqlalchemy import Select, bindparam, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from domain.errors import DomainError, ValidationFailed
@@ -78,11 +78,18 @@ def check_first(first: int | None, *, default: int, maximum: int) -> int:
     return first
 
 
+def cursor_parameter(i: int) -> str:
+    """The name of the parameter holding the ``i``-th value of the cursor in :func:`keyset`'s condition (a
+    statement kept for a list takes another cursor's values in their place)."""
+    return f"cursor_{i}"
+
+
 def keyset(stmt: Select[Any], ordering: Ordering, *, after: str | None, first: int) -> Select[Any]:
     cols: list[Any] = list(ordering.columns)
     if after is not None:
         values = decode_cursor(ordering, after)
-        left, right = tuple_(*cols), tuple_(*values)
+        left = tuple_(*cols)
+        right = tuple_(*(bindparam(cursor_parameter(i), value) for i, value in enumerate(values)))
         stmt = stmt.where(left < right if ordering.descending else left > right)
     order = [c.desc() for c in cols] if ordering.descending else [c.asc() for c in cols]
     return stmt.order_by(*order).limit(first + 1)

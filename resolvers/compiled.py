@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from graphql import (
@@ -43,7 +43,7 @@ from graphql import (
     visit,
 )
 from graphql.execution.values import VariableValues, get_argument_values
-from sqlalchemy import ClauseElement, Select, bindparam, func, literal_column, select, tuple_
+from sqlalchemy import ClauseElement, Select, func, literal_column, select
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.types import DateTime
 from strawberry.types.arguments import convert_arguments
@@ -58,7 +58,7 @@ from domain.events import CaseEvent as CaseEventRow
 from domain.events import changes_statement
 from domain.households import queries as households
 from domain.households.models import Household
-from domain.paging import Ordering, check_first, decode_cursor, keyset
+from domain.paging import Ordering, check_first, cursor_parameter, decode_cursor, keyset
 from domain.referrals import queries as referrals
 from domain.referrals.models import Referral
 from domain.sqljson import Ascii, JSONText, b64url, global_id, iso, json_list, json_literal, obj
@@ -512,7 +512,7 @@ def after_other_cursors(statement: Statement, variables: Mapping[str, Any]) -> S
     for cursor in statement.cursors:
         for slot, value in zip(cursor.slots, decode_cursor(cursor.ordering, variables[cursor.variable]), strict=True):
             params[slot] = value
-    return Statement(sql=statement.sql, params=params, confirms=statement.confirms, cursors=statement.cursors)
+    return replace(statement, params=params)
 
 
 def filings(statements: Sequence[Statement]) -> tuple[str, list[Any]]:
@@ -559,19 +559,13 @@ def _connection(request: Request, entity: Entity, type_: GraphQLObjectType, sele
     # the page's whole rows (not only their keys), so its objects are written from the CTE without looking
     # each row up again
     table = Base.metadata.tables[model]
-    keys = keyset(matching.with_only_columns(*table.c), ordering, after=None, first=first)
-    slots: dict[str, int] = {}
-    if after is not None:  # (as keyset() compares, with the values as named parameters)
-        values: list[Any] = [bindparam(f"cursor_{i}", value)
-                             for i, value in enumerate(decode_cursor(ordering, after))]
-        slots = {value.key: -1 for value in values}
-        left, right = tuple_(*ordering.columns), tuple_(*values)
-        keys = keys.where(left < right if ordering.descending else left > right)
+    keys = keyset(matching.with_only_columns(*table.c), ordering, after=after, first=first)
+    names = [cursor_parameter(i) for i in range(len(ordering.columns))] if after is not None else []
+    slots = dict.fromkeys(names, -1)
     ranked = f"p{n}"
     ctes.append(f"k{n} AS ({bind(literal_limit(keys), params, slots)})")
-    if slots and after_variable is not None and request.uses[after_variable] == 1:
-        request.cursors.append(Cursor(after_variable, ordering,
-                                      tuple(slots[f"cursor_{i}"] for i in range(len(slots)))))
+    if names and after_variable is not None and request.uses[after_variable] == 1:
+        request.cursors.append(Cursor(after_variable, ordering, tuple(slots[name] for name in names)))
     ctes.append(f"{ranked} AS (SELECT k{n}.*, row_number() OVER (ORDER BY {_sort(ordering, f'k{n}')}) AS rn "
                 f"FROM k{n})")
     pairs: list[tuple[str, str]] = []

@@ -35,7 +35,6 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.complaints.at_once import Given
 from resolvers.compiled import Statement, filed_events, filings
 from server.observability import FILING_BATCHES, FILINGS_WAITING
 from server.unit_of_work import database_unavailable
@@ -107,9 +106,8 @@ class FilingBatches:
         held: list[_Filing] = []
         while self._waiting and len(batch) < self.size:
             filing = self._waiting.popleft()
-            assert filing.statement.filing is not None
-            rows = filing.statement.filing.rows
-            if (rows.key is not None and (rows.staff_id, rows.key) in self._keys) \
+            key = _key(filing)
+            if (key is not None and key in self._keys) \
                     or (batch and filing.statement.payload != batch[0].statement.payload):
                 held.append(filing)
                 continue
@@ -127,7 +125,7 @@ class FilingBatches:
 
     async def _send_all(self) -> None:
         while batch := self._next():
-            keys = {(f.rows.staff_id, f.rows.key) for f in self._givens(batch) if f.rows.key is not None}
+            keys = {key for filing in batch if (key := _key(filing)) is not None}
             self._keys |= keys
             try:
                 await self._send_batch(batch)
@@ -184,9 +182,12 @@ class FilingBatches:
         for filing, row in zip(batch, rows, strict=True):
             _settle(filing, row=row)
 
-    @staticmethod
-    def _givens(batch: list[_Filing]) -> list[Given]:
-        return [f.statement.filing for f in batch if f.statement.filing is not None]
+
+def _key(filing: _Filing) -> tuple[int, str] | None:
+    """The account and idempotency key of a filing that names one."""
+    assert filing.statement.filing is not None
+    rows = filing.statement.filing.rows
+    return None if rows.key is None else (rows.staff_id, rows.key)
 
 
 def _settle(filing: _Filing, *, row: Any = None, error: BaseException | None = None) -> None:
